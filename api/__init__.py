@@ -1,0 +1,1 @@
+"""pvem's HTTP layer: routing, auth, validation, envelopes and OpenAPI. Never talks to Proxmox."""

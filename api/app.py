@@ -1,0 +1,91 @@
+"""The composition root: `create_app(settings, store, ...)` wires resources, middleware and errors.
+
+The app holds no state of its own beyond what is injected, so API processes can be replicated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import falcon
+
+from api import auth as api_auth
+from api import errors, openapi
+from api.middleware import BodyLimit, RequestContext
+from api.resources import Op
+from api.resources.audit import AuditLogs
+from api.resources.auth import Login, Me, Register
+from api.resources.firewall import RuleItem, VmRules
+from api.resources.health import Health, ReadinessCheck, Ready
+from api.resources.snapshots import SnapshotCollection, SnapshotItem, SnapshotRollback
+from api.resources.stats import StatsHistory, SystemStats
+from api.resources.vms import VmAction, VmCollection, VmItem
+from controller.config import Settings
+from controller.store import Store
+from controller.users import Passwords
+
+PREFIX = "/api"
+
+
+def pvem_version() -> str:
+    try:
+        return version("pvem")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+class OpenApiDocument:
+    public = True
+    docs = {"GET": Op("This OpenAPI 3.1 document", None, enveloped=False, errors=())}
+
+    def __init__(self, routes: list[tuple[str, object]]) -> None:
+        self.routes = routes
+        self._document: dict[str, object] | None = None
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if self._document is None:
+            self._document = openapi.build(self.routes, pvem_version())
+        resp.media = self._document
+
+
+def create_app(
+    settings: Settings,
+    store: Store,
+    nudge: Callable[[str], None] | None = None,
+    readiness: dict[str, ReadinessCheck] | None = None,
+    passwords: Passwords | None = None,
+) -> falcon.App:
+    nudge = nudge or (lambda _vm_id: None)
+    passwords = passwords or Passwords(settings.auth.argon2_time_cost, settings.auth.argon2_memory_kib)
+    tokens, auth_middleware, throttle = api_auth.build(settings, store)
+
+    middleware: list[Any] = [RequestContext(), BodyLimit(settings.server.max_body_bytes), auth_middleware]
+    app = falcon.App(middleware=middleware)
+    app.req_options.strip_url_path_trailing_slash = True
+    errors.install(app)
+
+    routes: list[tuple[str, object]] = [
+        ("/auth/register", Register(store, tokens, passwords, settings.auth.allow_registration)),
+        ("/auth/login", Login(store, tokens, passwords, throttle)),
+        ("/auth/me", Me(store)),
+        ("/vms", VmCollection(store, settings.proxmox, nudge)),
+        ("/vms/{vm_id}", VmItem(store, nudge)),
+        ("/vms/{vm_id}/action", VmAction(store, nudge)),
+        ("/vms/{vm_id}/snapshots", SnapshotCollection(store, nudge)),
+        ("/vms/{vm_id}/snapshots/{snapshot_id}", SnapshotItem(store, nudge)),
+        ("/vms/{vm_id}/snapshots/{snapshot_id}/rollback", SnapshotRollback(store, nudge)),
+        ("/vms/{vm_id}/firewall", VmRules(store, nudge)),
+        ("/firewall/{rule_id}", RuleItem(store, nudge)),
+        ("/stats/system", SystemStats(store)),
+        ("/stats/system/history", StatsHistory(store)),
+        ("/audit-logs", AuditLogs(store)),
+        ("/health", Health()),
+        ("/health/ready", Ready(store, readiness)),
+    ]
+    routes = [(PREFIX + path, resource) for path, resource in routes]
+    routes.append((PREFIX + "/openapi.json", OpenApiDocument(routes)))
+    for path, resource in routes:
+        app.add_route(path, resource)
+    return app

@@ -1,0 +1,21 @@
+"""One small module per resource group: parse, authorise, call the domain, answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+
+@dataclass(frozen=True)
+class Op:
+    """OpenAPI facts about one responder: the same models the responder validates with."""
+
+    summary: str
+    response: type[BaseModel] | None = None
+    request: type[BaseModel] | None = None
+    status: int = 200
+    list_response: bool = False
+    enveloped: bool = True
+    errors: tuple[int, ...] = (400, 401, 404)
+    query: dict[str, str] = field(default_factory=dict)

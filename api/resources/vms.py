@@ -1,0 +1,86 @@
+"""`/api/vms`, `/api/vms/{id}`, `/api/vms/{id}/action`: VM desired state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import falcon
+
+from api.resources import Op
+from api.schemas import DeletedOut, Envelope, VmOut, envelope, vm_dict
+from api.validation import parse_body
+from controller import vms
+from controller.config import ProxmoxSettings
+from controller.specs import VmActionRequest, VmCreate, VmUpdate
+from controller.store import Store
+
+Nudge = Callable[[str], None]
+
+
+class VmCollection:
+    docs = {
+        "GET": Op("List the caller's VMs (admins: all)", Envelope[list[VmOut]]),
+        "POST": Op("Create a VM (desired state)", Envelope[VmOut], VmCreate, status=201,
+                   errors=(400, 401, 403, 409)),
+    }
+
+    def __init__(self, store: Store, proxmox: ProxmoxSettings, nudge: Nudge) -> None:
+        self.store, self.proxmox, self.nudge = store, proxmox, nudge
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        with self.store.read() as session:
+            resp.media = envelope([vm_dict(vm) for vm in vms.list_vms(session, req.context.actor)])
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        spec = parse_body(req, VmCreate)
+        with self.store.write() as session:
+            vm = vms.create_vm(session, req.context.actor, spec, self.proxmox.vmid_min, self.proxmox.vmid_max,
+                               self.proxmox.default_node)
+            resp.media = envelope(vm_dict(vm), "Virtual machine created successfully")
+        resp.status = falcon.HTTP_201
+        self.nudge(vm.id)
+
+
+class VmItem:
+    docs = {
+        "GET": Op("One VM", Envelope[VmOut]),
+        "PUT": Op("Update a VM's desired state (any subset of fields)", Envelope[VmOut], VmUpdate,
+                  errors=(400, 401, 404, 409)),
+        "DELETE": Op("Delete a VM (marks it; the controller destroys it, then the row goes)",
+                     Envelope[DeletedOut]),
+    }
+
+    def __init__(self, store: Store, nudge: Nudge) -> None:
+        self.store, self.nudge = store, nudge
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, vm_id: str) -> None:
+        with self.store.read() as session:
+            resp.media = envelope(vm_dict(vms.get_vm(session, req.context.actor, vm_id)))
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, vm_id: str) -> None:
+        update = parse_body(req, VmUpdate)
+        with self.store.write() as session:
+            vm = vms.update_vm(session, req.context.actor, vm_id, update)
+            resp.media = envelope(vm_dict(vm), "Virtual machine updated successfully")
+        self.nudge(vm_id)
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, vm_id: str) -> None:
+        with self.store.write() as session:
+            vms.request_deletion(session, req.context.actor, vm_id)
+        resp.media = envelope({"deleted": True}, "Virtual machine deleted successfully")
+        self.nudge(vm_id)
+
+
+class VmAction:
+    docs = {"POST": Op("Power action: start, stop, restart, pause, unpause (changes desired state)",
+                       Envelope[VmOut], VmActionRequest, errors=(400, 401, 404, 409))}
+
+    def __init__(self, store: Store, nudge: Nudge) -> None:
+        self.store, self.nudge = store, nudge
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, vm_id: str) -> None:
+        request = parse_body(req, VmActionRequest)
+        with self.store.write() as session:
+            vm = vms.request_action(session, req.context.actor, vm_id, request.action)
+            resp.media = envelope(vm_dict(vm), f"Action {request.action} accepted")
+        self.nudge(vm_id)

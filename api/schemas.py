@@ -1,0 +1,182 @@
+"""What the API answers: the contract's objects and envelopes, as pydantic models (for OpenAPI) and as
+fast row -> dict functions (for responses). The models document the dicts; a test checks they agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, Field
+
+from controller.specs import PowerState, SyncStatus
+from controller.store.models import AuditLog, FirewallRule, StatsSample, User, VirtualMachine, VmSnapshot
+
+T = TypeVar("T")
+
+
+def timestamp(value: datetime | None) -> str | None:
+    """ISO 8601 UTC with a `Z`, to the second, as the contract shows (2024-01-15T10:30:00Z)."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class UserOut(BaseModel):
+    id: str
+    username: str
+    email: str
+    role: str
+
+
+class AuthOut(BaseModel):
+    token: str
+    user: UserOut
+
+
+class VmOut(BaseModel):
+    id: str
+    vmid: int
+    name: str
+    status: str = Field(description="Observed power state: running, stopped, paused, or unknown before "
+                                    "Proxmox has been observed.")
+    cpu_cores: int
+    memory_mb: int
+    disk_gb: int
+    node: str
+    owner_id: str
+    created_at: str
+    updated_at: str
+    power_state: PowerState = Field(description="Desired power state.")
+    generation: int
+    observed_generation: int
+    sync_status: SyncStatus
+    last_error: str | None
+    last_synced_at: str | None
+    restart_pending: bool
+
+
+class SnapshotOut(BaseModel):
+    id: str
+    vm_id: str
+    name: str
+    description: str | None
+    created_at: str
+    sync_status: SyncStatus
+    last_error: str | None
+    rollback_pending: bool
+
+
+class RuleOut(BaseModel):
+    id: str
+    vm_id: str
+    direction: str
+    action: str
+    protocol: str | None
+    port: int | None
+    source: str | None
+    destination: str | None
+    enabled: bool
+    position: int
+    comment: str | None
+    created_at: str
+    updated_at: str
+    sync_status: SyncStatus
+    last_error: str | None
+
+
+class StatsOut(BaseModel):
+    cpu_usage: float
+    memory_usage: float
+    disk_usage: float
+    network_rx: float = Field(description="KB/s")
+    network_tx: float = Field(description="KB/s")
+    timestamp: str
+    source: str = Field(description="cluster (Proxmox) or host (this machine, until Proxmox is observed)")
+
+
+class AuditOut(BaseModel):
+    id: str
+    user_id: str | None
+    action: str
+    resource_type: str
+    resource_id: str | None
+    details: dict[str, Any]
+    ip_address: str | None
+    created_at: str
+    actor: str
+
+
+class HealthOut(BaseModel):
+    status: str
+    timestamp: str
+
+
+class DeletedOut(BaseModel):
+    deleted: bool
+
+
+class Envelope(BaseModel, Generic[T]):
+    success: bool = True
+    data: T
+    message: str | None = None
+
+
+class ErrorOut(BaseModel):
+    error: str
+    code: int
+
+
+def envelope(data: Any, message: str | None = None) -> dict[str, Any]:
+    return {"success": True, "data": data, "message": message}
+
+
+def user_dict(user: User) -> dict[str, Any]:
+    return {"id": user.id, "username": user.username, "email": user.email, "role": user.role}
+
+
+def vm_dict(vm: VirtualMachine) -> dict[str, Any]:
+    return {
+        "id": vm.id, "vmid": vm.vmid, "name": vm.name, "status": vm.status, "cpu_cores": vm.cpu_cores,
+        "memory_mb": vm.memory_mb, "disk_gb": vm.disk_gb, "node": vm.node, "owner_id": vm.owner_id,
+        "created_at": timestamp(vm.created_at), "updated_at": timestamp(vm.updated_at),
+        "power_state": vm.power_state, "generation": vm.generation,
+        "observed_generation": vm.observed_generation, "sync_status": vm.sync_status,
+        "last_error": vm.last_error, "last_synced_at": timestamp(vm.last_synced_at),
+        "restart_pending": vm.restart_requests > vm.restarts_done,
+    }
+
+
+def snapshot_dict(snapshot: VmSnapshot) -> dict[str, Any]:
+    return {
+        "id": snapshot.id, "vm_id": snapshot.vm_id, "name": snapshot.name,
+        "description": snapshot.description, "created_at": timestamp(snapshot.created_at),
+        "sync_status": snapshot.sync_status, "last_error": snapshot.last_error,
+        "rollback_pending": snapshot.rollback_requests > snapshot.rollbacks_done,
+    }
+
+
+def rule_dict(rule: FirewallRule) -> dict[str, Any]:
+    return {
+        "id": rule.id, "vm_id": rule.vm_id, "direction": rule.direction, "action": rule.action,
+        "protocol": rule.protocol, "port": rule.port, "source": rule.source, "destination": rule.destination,
+        "enabled": rule.enabled, "position": rule.position, "comment": rule.comment,
+        "created_at": timestamp(rule.created_at), "updated_at": timestamp(rule.updated_at),
+        "sync_status": rule.sync_status, "last_error": rule.last_error,
+    }
+
+
+def stats_dict(sample: StatsSample) -> dict[str, Any]:
+    return {
+        "cpu_usage": sample.cpu_usage, "memory_usage": sample.memory_usage, "disk_usage": sample.disk_usage,
+        "network_rx": sample.network_rx, "network_tx": sample.network_tx,
+        "timestamp": timestamp(sample.taken_at), "source": sample.source,
+    }
+
+
+def audit_dict(entry: AuditLog) -> dict[str, Any]:
+    return {
+        "id": entry.id, "user_id": entry.user_id, "action": entry.action,
+        "resource_type": entry.resource_type, "resource_id": entry.resource_id, "details": entry.details,
+        "ip_address": entry.ip_address, "created_at": timestamp(entry.created_at), "actor": entry.actor,
+    }

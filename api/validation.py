@@ -1,0 +1,73 @@
+"""Request parsing: JSON bodies into pydantic specs, query parameters into bounded integers.
+
+Every failure is a 400 naming the field, in the contract's error shape; `details` lists all problems.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import falcon
+from pydantic import BaseModel, ValidationError
+
+from api.errors import ApiError
+
+M = TypeVar("M", bound=BaseModel)
+
+_FRIENDLY = {
+    "extra_forbidden": "unknown field",
+    "missing": "field required",
+}
+
+
+def _describe(error: Any) -> dict[str, str]:
+    field = ".".join(str(part) for part in error.get("loc", ())) or "body"
+    message = _FRIENDLY.get(error.get("type", ""), error.get("msg", "invalid value"))
+    message = message.removeprefix("Value error, ")
+    return {"field": field, "message": message}
+
+
+def validation_error(exc: ValidationError, prefix: str = "") -> ApiError:
+    problems = [_describe(error) for error in exc.errors()]
+    for problem in problems:
+        problem["field"] = f"{prefix}{problem['field']}"
+    first = problems[0]
+    return ApiError(400, f"{first['field']}: {first['message']}", field=first["field"], details=problems)
+
+
+def read_json_object(req: falcon.Request) -> dict[str, Any]:
+    if not req.content_length:
+        raise ApiError(400, "request body is empty; expected a JSON object")
+    if req.content_type and not falcon.MEDIA_JSON in req.content_type.lower():  # noqa: E713
+        raise ApiError(415, f"unsupported media type {req.content_type!r}; send application/json")
+    try:
+        body = req.get_media()
+    except falcon.MediaNotFoundError:
+        raise ApiError(400, "request body is empty; expected a JSON object") from None
+    except falcon.MediaMalformedError:
+        raise ApiError(400, "request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, f"request body must be a JSON object, not {type(body).__name__}")
+    return body
+
+
+def parse_body(req: falcon.Request, model: type[M]) -> M:
+    body = read_json_object(req)
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def int_param(req: falcon.Request, name: str, default: int, minimum: int, maximum: int | None = None) -> int:
+    raw = req.get_param(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"{name}: must be an integer", field=name) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ApiError(400, f"{name}: must be {bounds}", field=name)
+    return value

@@ -1,0 +1,61 @@
+"""The audit trail: one append-only record per mutation, and the queries that read it back.
+
+A record names who acted (`user_id`, or actor `controller`/`system`), on what (`resource_type`,
+`resource_id`), whose resource it was (`owner_id`, so users also see the controller's work on their
+VMs), what changed (`details`) and from where (`ip_address`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from controller.actor import Actor
+from controller.store.models import AuditLog
+
+MAX_LIMIT = 500
+
+
+def record(
+    session: Session,
+    actor: Actor,
+    action: str,
+    resource_type: str,
+    resource_id: str | None,
+    details: dict[str, Any] | None = None,
+    owner_id: str | None = None,
+    user_id: str | None = None,
+) -> AuditLog:
+    entry = AuditLog(
+        actor=actor.kind,
+        user_id=user_id if user_id is not None else actor.user_id,
+        owner_id=owner_id,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        details=details or {},
+        ip_address=actor.ip_address,
+    )
+    session.add(entry)
+    return entry
+
+
+def list_records(
+    session: Session,
+    viewer: Actor,
+    limit: int = 50,
+    offset: int = 0,
+    action: str | None = None,
+    resource_id: str | None = None,
+) -> list[AuditLog]:
+    """Newest first. Users see records they made or about resources they own; admins see all."""
+    query = select(AuditLog).order_by(AuditLog.seq.desc()).limit(limit).offset(offset)
+    if not viewer.is_admin:
+        query = query.where(or_(AuditLog.user_id == viewer.user_id, AuditLog.owner_id == viewer.user_id))
+    if action:
+        query = query.where(AuditLog.action == action)
+    if resource_id:
+        query = query.where(AuditLog.resource_id == resource_id)
+    return list(session.scalars(query))

@@ -1,0 +1,191 @@
+"""Settings: `config.yaml` defaults, overridden by `PVEM_<SECTION>__<KEY>` environment variables.
+
+This module owns every configuration key pvem reads. The README documents each one; a key added here
+must be added there too. Secrets (JWT secret, Proxmox password or token) belong in the environment,
+never in the committed config.yaml.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+ENV_PREFIX = "PVEM_"
+DEFAULT_CONFIG_FILE = "config.yaml"
+MIN_JWT_SECRET_BYTES = 32
+
+
+class _Section(BaseModel):
+    # A typo in config.yaml must fail loudly, not be ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    threads: int = Field(8, ge=1, le=256)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # Addresses (or CIDRs) of reverse proxies whose X-Forwarded-For is believed.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///var/pvem.db"
+    echo: bool = False
+
+
+class AuthSettings(_Section):
+    jwt_secret: SecretStr | None = None
+    issuer: str = "pvem"
+    token_ttl_minutes: int = Field(60, ge=1, le=60 * 24 * 30)
+    allow_registration: bool = True
+    admin_email: str | None = None
+    admin_password: SecretStr | None = None
+    login_max_failures: int = Field(5, ge=1)
+    login_max_failures_per_address: int = Field(20, ge=1)
+    login_window_seconds: int = Field(300, ge=1)
+    # argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile).
+    argon2_time_cost: int = Field(3, ge=1)
+    argon2_memory_kib: int = Field(65536, ge=8)
+
+
+class ProxmoxSettings(_Section):
+    host: str | None = None
+    port: int = Field(8006, ge=1, le=65535)
+    user: str = "root@pam"
+    password: SecretStr | None = None
+    token_name: str | None = None
+    token_value: SecretStr | None = None
+    verify_ssl: bool = True
+    ca_file: str | None = None
+    timeout_seconds: float = Field(15.0, gt=0)
+    storage: str = "local-lvm"
+    bridge: str = "vmbr0"
+    default_node: str | None = None
+    vmid_min: int = Field(100, ge=100, le=999_999_999)
+    vmid_max: int = Field(999_999, ge=100, le=999_999_999)
+
+    @model_validator(mode="after")
+    def _vmid_range(self) -> ProxmoxSettings:
+        if self.vmid_min > self.vmid_max:
+            raise ValueError("proxmox.vmid_min must not exceed proxmox.vmid_max")
+        return self
+
+
+class ControllerSettings(_Section):
+    reconcile_interval_seconds: float = Field(30.0, gt=0)
+    workers: int = Field(4, ge=1, le=64)
+
+
+class StatsSettings(_Section):
+    interval_seconds: float = Field(10.0, gt=0)
+    retention_minutes: int = Field(1440, ge=1)
+
+
+class LoggingSettings(_Section):
+    # auto: readable console lines on a terminal, JSON otherwise.
+    format: Literal["json", "console", "auto"] = "auto"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+
+class _SectionEnvSource(EnvSettingsSource):
+    """The environment source, reading only `PVEM_<SECTION>__<KEY>` forms.
+
+    `PVEM_SERVER` and `PVEM_TOKEN` are the CLI client's variables (a server URL, a token); without this
+    filter pydantic-settings would try to parse `PVEM_SERVER` as the whole `server` section.
+    """
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        loaded = super()._load_env_vars()
+        return {key: value for key, value in loaded.items() if "__" in key}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        extra="forbid",
+    )
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    proxmox: ProxmoxSettings = Field(default_factory=ProxmoxSettings)
+    controller: ControllerSettings = Field(default_factory=ControllerSettings)
+    stats: StatsSettings = Field(default_factory=StatsSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, _SectionEnvSource(settings_cls)]
+        if settings_cls.model_config.get("yaml_file"):
+            sources.append(YamlConfigSettingsSource(settings_cls))
+        return tuple(sources)
+
+    def jwt_key(self) -> bytes:
+        """The HMAC key: the UTF-8 bytes of auth.jwt_secret, so other services can verify tokens."""
+        if self.auth.jwt_secret is None:
+            raise ConfigError("auth.jwt_secret is not set")
+        return self.auth.jwt_secret.get_secret_value().encode("utf-8")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says what to change."""
+
+
+def load_settings(config_path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Read settings: keyword overrides > environment > the YAML file > built-in defaults.
+
+    `config_path` None means `$PVEM_CONFIG`, else `./config.yaml` when it exists.
+    """
+    path: Path | None
+    if config_path is not None:
+        path = Path(config_path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+    else:
+        env_path = os.environ.get("PVEM_CONFIG")
+        if env_path:
+            path = Path(env_path)
+            if not path.is_file():
+                raise ConfigError(f"config file not found (PVEM_CONFIG): {path}")
+        else:
+            path = Path(DEFAULT_CONFIG_FILE) if Path(DEFAULT_CONFIG_FILE).is_file() else None
+
+    class _FileSettings(Settings):
+        model_config = SettingsConfigDict(yaml_file=str(path) if path else None)
+
+    try:
+        loaded = _FileSettings(**overrides)
+    except Exception as exc:  # pydantic's ValidationError or a YAML error: both are config mistakes.
+        raise ConfigError(f"invalid configuration: {exc}") from exc
+    return loaded
+
+
+def require_production_secret(settings: Settings) -> None:
+    """Outside demo mode, refuse to run without a JWT secret of at least 32 bytes."""
+    secret = settings.auth.jwt_secret
+    if secret is None or len(secret.get_secret_value().encode("utf-8")) < MIN_JWT_SECRET_BYTES:
+        raise ConfigError(
+            f"auth.jwt_secret must be set to at least {MIN_JWT_SECRET_BYTES} bytes: "
+            "export PVEM_AUTH__JWT_SECRET=\"$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')\""
+        )

@@ -1,0 +1,41 @@
+"""Domain errors: what went wrong, in words a client can act on. The API maps each kind to a status."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base: `message` is shown to the client as is."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(DomainError):
+    pass
+
+
+class Conflict(DomainError):
+    pass
+
+
+class Forbidden(DomainError):
+    pass
+
+
+class Unauthorized(DomainError):
+    pass
+
+
+class Invalid(DomainError):
+    """A request that is well-formed but not acceptable; `field` names the culprit."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+class Throttled(DomainError):
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,0 +1,215 @@
+"""Pydantic specs: what a client may ask for. One set of models serves the REST API and the manifests.
+
+Field rules follow Proxmox's own: VM names are DNS names, snapshot names start with a letter, disks
+only grow. Unknown fields are rejected (a typo in desired state must not pass silently).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+PowerState = Literal["running", "stopped", "paused"]
+PowerAction = Literal["start", "stop", "restart", "pause", "unpause"]
+SyncStatus = Literal["pending", "syncing", "synced", "error", "deleting"]
+
+_DNS_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_NODE_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_SNAPSHOT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{1,39}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$")
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def check_vm_name(value: str) -> str:
+    if len(value) > 253:
+        raise ValueError("must be at most 253 characters")
+    labels = value.split(".")
+    if not all(_DNS_LABEL.match(label) for label in labels):
+        raise ValueError(
+            "must be a DNS name: letters, digits and '-' in dot-separated labels of 1 to 63 characters, "
+            "each starting and ending with a letter or digit"
+        )
+    return value
+
+
+def check_node_name(value: str) -> str:
+    if not _NODE_NAME.match(value):
+        raise ValueError("must be a Proxmox node name: letters, digits and '-', 1 to 63 characters")
+    return value
+
+
+VmName = Annotated[str, StringConstraints(min_length=1)]
+Cores = Annotated[int, Field(ge=1, le=512, strict=True)]
+MemoryMb = Annotated[int, Field(ge=16, le=4_194_304, strict=True)]
+DiskGb = Annotated[int, Field(ge=1, le=65_536, strict=True)]
+
+
+class VmCreate(Spec):
+    name: VmName
+    cpu_cores: Cores = 1
+    memory_mb: MemoryMb = 512
+    disk_gb: DiskGb = 10
+    node: str | None = None
+    power_state: PowerState = "stopped"
+    owner_id: str | None = Field(None, description="Admins only: create the VM for this user.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_vm_name(value)
+
+    @field_validator("node")
+    @classmethod
+    def _node(cls, value: str | None) -> str | None:
+        return None if value is None else check_node_name(value)
+
+
+class VmUpdate(Spec):
+    name: VmName | None = None
+    cpu_cores: Cores | None = None
+    memory_mb: MemoryMb | None = None
+    disk_gb: DiskGb | None = None
+    node: str | None = None
+    power_state: PowerState | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is None:
+            raise ValueError("must not be null")
+        return check_vm_name(value)
+
+    @field_validator("node", "cpu_cores", "memory_mb", "disk_gb", "power_state")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+    @field_validator("node")
+    @classmethod
+    def _node(cls, value: str) -> str:
+        return check_node_name(value)
+
+
+class VmActionRequest(Spec):
+    action: str = Field(description="One of start, stop, restart, pause, unpause.")
+
+
+class SnapshotCreate(Spec):
+    name: str
+    description: str | None = Field(None, max_length=8192)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _SNAPSHOT_NAME.match(value):
+            raise ValueError(
+                "must start with a letter, then letters, digits, '-' or '_', 2 to 40 characters"
+            )
+        if value.lower() == "current":
+            raise ValueError("'current' is reserved by Proxmox")
+        return value
+
+
+def check_address(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        if "/" in value:
+            ipaddress.ip_network(value, strict=False)
+        else:
+            ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError("must be an IPv4/IPv6 address or CIDR") from None
+    return value
+
+
+Direction = Literal["inbound", "outbound"]
+RuleAction = Literal["accept", "drop", "reject"]
+Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
+
+
+class _RuleFields(Spec):
+    @field_validator("direction", "action", mode="before", check_fields=False)
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("protocol", check_fields=False)
+    @classmethod
+    def _protocol(cls, value: str | None) -> str | None:
+        # Stored as given (the contract's example answers "TCP"); any case is accepted.
+        if value is not None and value.lower() not in ("tcp", "udp", "icmp"):
+            raise ValueError("must be tcp, udp or icmp (any case)")
+        return value
+
+    @field_validator("source", "destination", check_fields=False)
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        return check_address(value)
+
+
+class RuleCreate(_RuleFields):
+    direction: Direction
+    action: RuleAction
+    protocol: str | None = None
+    port: Port | None = None
+    source: str | None = None
+    destination: str | None = None
+    enabled: Annotated[bool, Field(strict=True)] = True
+    comment: str | None = Field(None, max_length=200)
+    position: Annotated[int, Field(ge=0, strict=True)] | None = Field(
+        None, description="Insert at this 0-based position; default: append."
+    )
+
+
+class RuleUpdate(_RuleFields):
+    direction: Direction | None = None
+    action: RuleAction | None = None
+    protocol: str | None = None
+    port: Port | None = None
+    source: str | None = None
+    destination: str | None = None
+    enabled: Annotated[bool, Field(strict=True)] | None = None
+    comment: str | None = Field(None, max_length=200)
+    position: Annotated[int, Field(ge=0, strict=True)] | None = None
+
+    @field_validator("direction", "action", "enabled", "position")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+
+class RegisterRequest(Spec):
+    username: str
+    email: str = Field(max_length=254)
+    password: str = Field(min_length=8, max_length=1024)
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: str) -> str:
+        if not _USERNAME.match(value):
+            raise ValueError("must be 2 to 32 characters: letters, digits, '_', '.' or '-'")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if not _EMAIL.match(value):
+            raise ValueError("must look like local@domain")
+        return value
+
+
+class LoginRequest(Spec):
+    email: str = Field(min_length=1, max_length=254)
+    password: str = Field(min_length=1, max_length=1024)

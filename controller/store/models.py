@@ -1,0 +1,194 @@
+"""The tables: users, desired+observed state of VMs, snapshots and firewall rules, audit, stats.
+
+Every managed row has two halves. Spec columns (desired) are written only by the API layer's domain
+calls; status columns (observed) only by the reconciler. `generation` is bumped with every spec write
+of a VM or of its snapshots and rules, in the same transaction; `observed_generation` is set when a
+reconcile pass has made Proxmox match that generation.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)  # stored lower-cased
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="user")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class VirtualMachine(Base):
+    __tablename__ = "virtual_machines"
+    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_vm_owner_name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    vmid: Mapped[int] = mapped_column(Integer, unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    # spec (desired)
+    name: Mapped[str] = mapped_column(String(255))
+    node: Mapped[str] = mapped_column(String(64))
+    cpu_cores: Mapped[int] = mapped_column(Integer)
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    disk_gb: Mapped[int] = mapped_column(Integer)
+    power_state: Mapped[str] = mapped_column(String(16), default="stopped")
+    restart_requests: Mapped[int] = mapped_column(Integer, default=0)  # one-shot: honoured once each
+    deletion_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+
+    # status (observed)
+    status: Mapped[str] = mapped_column(String(16), default="unknown")
+    observed_generation: Mapped[int] = mapped_column(Integer, default=0)
+    sync_status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    last_synced_at: Mapped[datetime | None] = mapped_column(default=None)
+    observed_node: Mapped[str | None] = mapped_column(String(64), default=None)
+    restarts_done: Mapped[int] = mapped_column(Integer, default=0)
+    last_upid: Mapped[str | None] = mapped_column(String(255), default=None)
+
+
+class VmSnapshot(Base):
+    __tablename__ = "vm_snapshots"
+    __table_args__ = (UniqueConstraint("vm_id", "name", name="uq_snapshot_vm_name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    vm_id: Mapped[str] = mapped_column(ForeignKey("virtual_machines.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    # spec
+    name: Mapped[str] = mapped_column(String(40))
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    rollback_requests: Mapped[int] = mapped_column(Integer, default=0)
+    deletion_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    # status
+    sync_status: Mapped[str] = mapped_column(String(16), default="pending")
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    rollbacks_done: Mapped[int] = mapped_column(Integer, default=0)
+    last_upid: Mapped[str | None] = mapped_column(String(255), default=None)
+
+
+class FirewallRule(Base):
+    __tablename__ = "firewall_rules"
+    __table_args__ = (Index("ix_firewall_rules_vm_position", "vm_id", "position"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    vm_id: Mapped[str] = mapped_column(ForeignKey("virtual_machines.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    # spec
+    position: Mapped[int] = mapped_column(Integer)
+    direction: Mapped[str] = mapped_column(String(8))
+    action: Mapped[str] = mapped_column(String(8))
+    protocol: Mapped[str | None] = mapped_column(String(8), default=None)
+    port: Mapped[int | None] = mapped_column(Integer, default=None)
+    source: Mapped[str | None] = mapped_column(String(64), default=None)
+    destination: Mapped[str | None] = mapped_column(String(64), default=None)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    comment: Mapped[str | None] = mapped_column(String(255), default=None)
+
+    # status
+    sync_status: Mapped[str] = mapped_column(String(16), default="pending")
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class AuditLog(Base):
+    """Append-only. `seq` orders records; `id` is the public UUID."""
+
+    __tablename__ = "audit_logs"
+    __table_args__ = (
+        Index("ix_audit_user", "user_id", "seq"),
+        Index("ix_audit_owner", "owner_id", "seq"),
+        Index("ix_audit_resource", "resource_id"),
+    )
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(36), unique=True, default=new_id)
+    actor: Mapped[str] = mapped_column(String(16), default="user")  # user | controller | system
+    user_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    # The owner of the resource acted on: lets a user see the controller's work on their VMs.
+    owner_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    resource_type: Mapped[str] = mapped_column(String(32))
+    resource_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    ip_address: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StatsSample(Base):
+    """One sample of system figures; `source` is `host` (psutil) or `cluster` (Proxmox)."""
+
+    __tablename__ = "stats_samples"
+    __table_args__ = (Index("ix_stats_source_taken", "source", "taken_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(16))
+    taken_at: Mapped[datetime] = mapped_column(default=utcnow)
+    cpu_usage: Mapped[float] = mapped_column()
+    memory_usage: Mapped[float] = mapped_column()
+    disk_usage: Mapped[float] = mapped_column()
+    network_rx: Mapped[float] = mapped_column()  # KB/s
+    network_tx: Mapped[float] = mapped_column()  # KB/s
+    rx_bytes: Mapped[int] = mapped_column(BigInteger, default=0)  # raw counters, for the next rate
+    tx_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,0 +1,188 @@
+"""VM desired state: create, update, power actions and deletion requests, with tenancy and audit.
+
+Only spec columns are written here. Each spec change bumps `generation` and sets `sync_status` to
+`pending` in the same transaction; the reconciler writes the status half.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from controller import audit
+from controller.actor import Actor
+from controller.errors import Conflict, Forbidden, Invalid, NotFound
+from controller.specs import VmCreate, VmUpdate
+from controller.store.models import User, VirtualMachine, utcnow
+
+RESOURCE = "virtual_machine"
+SPEC_FIELDS = ("name", "cpu_cores", "memory_mb", "disk_gb", "node", "power_state")
+# action -> (desired power state required first or None, resulting desired power state or None)
+ACTIONS: dict[str, tuple[tuple[str, ...] | None, str | None]] = {
+    "start": (None, "running"),
+    "stop": (None, "stopped"),
+    "unpause": (("paused",), "running"),
+    "pause": (("running",), "paused"),
+    "restart": (("running",), None),
+}
+VMID_ATTEMPTS = 8
+
+
+def visible(query: Any, actor: Actor) -> Any:
+    return query if actor.is_admin else query.where(VirtualMachine.owner_id == actor.user_id)
+
+
+def list_vms(session: Session, actor: Actor) -> list[VirtualMachine]:
+    query = visible(select(VirtualMachine), actor).order_by(VirtualMachine.created_at, VirtualMachine.vmid)
+    return list(session.scalars(query))
+
+
+def get_vm(session: Session, actor: Actor, vm_id: str) -> VirtualMachine:
+    """The VM if the actor may see it; another user's VM is indistinguishable from a missing one."""
+    vm = session.get(VirtualMachine, vm_id)
+    if vm is None or not (actor.is_admin or vm.owner_id == actor.user_id):
+        raise NotFound("virtual machine not found")
+    return vm
+
+
+def get_live_vm(session: Session, actor: Actor, vm_id: str) -> VirtualMachine:
+    """As get_vm, but refuses a VM that is being deleted (nothing may change it any more)."""
+    vm = get_vm(session, actor, vm_id)
+    if vm.deletion_requested:
+        raise Conflict("virtual machine is being deleted")
+    return vm
+
+
+def mark_changed(vm: VirtualMachine) -> None:
+    """A spec write: new generation, pending sync. Called for the VM's snapshots and rules too."""
+    vm.generation += 1
+    vm.updated_at = utcnow()
+    if not vm.deletion_requested:
+        vm.sync_status = "pending"
+
+
+def _check_name_free(session: Session, owner_id: str, name: str, exclude_id: str | None = None) -> None:
+    query = select(VirtualMachine.id).where(VirtualMachine.owner_id == owner_id, VirtualMachine.name == name)
+    if exclude_id:
+        query = query.where(VirtualMachine.id != exclude_id)
+    if session.scalar(query):
+        raise Conflict(f"a virtual machine named {name!r} already exists")
+
+
+def next_vmid(session: Session, vmid_min: int, vmid_max: int) -> int:
+    """One above the highest vmid in use (Proxmox habit: ids are not reused soon), else the lowest gap."""
+    in_range = (VirtualMachine.vmid >= vmid_min, VirtualMachine.vmid <= vmid_max)
+    highest = session.scalar(select(func.max(VirtualMachine.vmid)).where(*in_range))
+    if highest is None:
+        return vmid_min
+    if highest < vmid_max:
+        return highest + 1
+    expected = vmid_min
+    for vmid in session.scalars(select(VirtualMachine.vmid).where(*in_range).order_by(VirtualMachine.vmid)):
+        if vmid != expected:
+            return expected
+        expected += 1
+    raise Conflict(f"no free vmid left in {vmid_min}..{vmid_max}")
+
+
+def create_vm(
+    session: Session, actor: Actor, spec: VmCreate, vmid_min: int, vmid_max: int,
+    default_node: str | None = None,
+) -> VirtualMachine:
+    owner_id = actor.user_id
+    if spec.owner_id is not None and spec.owner_id != actor.user_id:
+        if not actor.is_admin:
+            raise Forbidden("only admins may create virtual machines for other users")
+        if session.get(User, spec.owner_id) is None:
+            raise Invalid("no such user", field="owner_id")
+        owner_id = spec.owner_id
+    if owner_id is None:
+        raise Invalid("an owner is required", field="owner_id")
+    node = spec.node or default_node
+    if not node:
+        raise Invalid("is required (no proxmox.default_node is configured)", field="node")
+    _check_name_free(session, owner_id, spec.name)
+
+    now = utcnow()
+    vm = VirtualMachine(
+        owner_id=owner_id, name=spec.name, node=node, cpu_cores=spec.cpu_cores, memory_mb=spec.memory_mb,
+        disk_gb=spec.disk_gb, power_state=spec.power_state, generation=1, observed_generation=0,
+        sync_status="pending", status="unknown", created_at=now, updated_at=now,
+    )
+    # SQLite serialises writers (BEGIN IMMEDIATE); on PostgreSQL the unique index arbitrates and we retry.
+    for _attempt in range(VMID_ATTEMPTS):
+        vm.vmid = next_vmid(session, vmid_min, vmid_max)
+        try:
+            with session.begin_nested():
+                session.add(vm)
+                session.flush()
+            break
+        except IntegrityError:
+            _check_name_free(session, owner_id, spec.name)
+    else:
+        raise Conflict("could not reserve a vmid; try again")
+    audit.record(session, actor, "create_vm", RESOURCE, vm.id,
+                 {"vm_name": vm.name, "vmid": vm.vmid, "node": vm.node, "spec": spec_of(vm)},
+                 owner_id=vm.owner_id)
+    return vm
+
+
+def spec_of(vm: VirtualMachine) -> dict[str, Any]:
+    return {field: getattr(vm, field) for field in SPEC_FIELDS}
+
+
+def update_vm(session: Session, actor: Actor, vm_id: str, update: VmUpdate) -> VirtualMachine:
+    vm = get_live_vm(session, actor, vm_id)
+    requested = update.model_dump(exclude_unset=True)
+    if "disk_gb" in requested and requested["disk_gb"] < vm.disk_gb:
+        raise Invalid(f"cannot shrink the disk from {vm.disk_gb} GB to {requested['disk_gb']} GB "
+                      "(Proxmox disks only grow)", field="disk_gb")
+    changes = {key: {"old": getattr(vm, key), "new": value}
+               for key, value in requested.items() if getattr(vm, key) != value}
+    if not changes:
+        return vm
+    if "name" in changes:
+        _check_name_free(session, vm.owner_id, requested["name"], exclude_id=vm.id)
+    for key, change in changes.items():
+        setattr(vm, key, change["new"])
+    mark_changed(vm)
+    audit.record(session, actor, "update_vm", RESOURCE, vm.id, {"vm_name": vm.name, "changes": changes},
+                 owner_id=vm.owner_id)
+    return vm
+
+
+def request_action(session: Session, actor: Actor, vm_id: str, action: str) -> VirtualMachine:
+    if action not in ACTIONS:
+        raise Invalid(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}", field="action")
+    vm = get_live_vm(session, actor, vm_id)
+    required, result = ACTIONS[action]
+    if required is not None and vm.power_state not in required:
+        raise Conflict(f"cannot {action}: the virtual machine's desired power state is {vm.power_state}, "
+                       f"{action} needs {' or '.join(required)}")
+    before = vm.power_state
+    if action == "restart":
+        vm.restart_requests += 1
+    elif result is not None:
+        vm.power_state = result
+    if action == "restart" or before != vm.power_state:
+        mark_changed(vm)
+    audit.record(session, actor, f"{action}_vm", RESOURCE, vm.id,
+                 {"vm_name": vm.name, "action": action, "power_state": {"old": before, "new": vm.power_state}},
+                 owner_id=vm.owner_id)
+    return vm
+
+
+def request_deletion(session: Session, actor: Actor, vm_id: str) -> VirtualMachine:
+    """Finalizer-style: mark now; the reconciler destroys the Proxmox VM and then drops the row."""
+    vm = get_vm(session, actor, vm_id)
+    if vm.deletion_requested:
+        return vm
+    vm.deletion_requested = True
+    mark_changed(vm)
+    vm.sync_status = "deleting"
+    audit.record(session, actor, "delete_vm", RESOURCE, vm.id, {"vm_name": vm.name, "vmid": vm.vmid},
+                 owner_id=vm.owner_id)
+    return vm
