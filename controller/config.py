@@ -57,7 +57,7 @@ class AuthSettings(_Section):
     login_window_seconds: int = Field(300, ge=1)
     # argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile).
     argon2_time_cost: int = Field(3, ge=1)
-    argon2_memory_kib: int = Field(65536, ge=8)
+    argon2_memory_kib: int = Field(65536, ge=64)
 
 
 class ProxmoxSettings(_Section):
