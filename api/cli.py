@@ -16,12 +16,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pvem {pvem_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the API and the controller in one process")
-    serve.add_argument("--config", metavar="PATH", help="config file (default: $PVEM_CONFIG or ./config.yaml)")
-    serve.add_argument("--demo", action="store_true",
-                       help="start a fake two-node Proxmox and the demo admin (admin@pve.local / admin123)")
-    serve.add_argument("--host", help="override server.host")
-    serve.add_argument("--port", type=int, help="override server.port")
+    for name, text in (("serve", "run the API and the controller in one process"),
+                       ("api", "run the HTTP API only (controllers run apart)"),
+                       ("controller", "run the controller only: reconciler, stats, scheduled jobs")):
+        serve = commands.add_parser(name, help=text)
+        serve.add_argument("--config", metavar="PATH", help="config file (default: $PVEM_CONFIG or ./config.yaml)")
+        serve.add_argument("--demo", action="store_true",
+                           help="start a fake two-node Proxmox and the demo admin (admin@pve.local / admin123)")
+        if name != "controller":
+            serve.add_argument("--host", help="override server.host")
+            serve.add_argument("--port", type=int, help="override server.port")
 
     db = commands.add_parser("db", help="database schema")
     db.add_argument("--config", metavar="PATH", help="config file")
@@ -33,10 +37,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "serve":
+    if args.command in ("serve", "api", "controller"):
         from api.server import serve
 
-        return serve(args.config, demo=args.demo, host=args.host, port=args.port)
+        mode = {"serve": "all", "api": "api", "controller": "controller"}[args.command]
+        return serve(args.config, demo=args.demo, host=getattr(args, "host", None), port=getattr(args, "port", None),
+                     mode=mode)
     if args.command == "db":
         return _db(args)
     _parser().print_help()

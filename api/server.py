@@ -10,6 +10,7 @@ import json
 import secrets
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -81,7 +82,8 @@ def demo_settings(config_path: str | None) -> Runtime:
 
 
 def serve(config_path: str | None = None, demo: bool = False, host: str | None = None,
-          port: int | None = None) -> int:
+          port: int | None = None, mode: str = "all") -> int:
+    """Run pvem. mode: `all` (API + controller), `api` (HTTP only), `controller` (reconciler only)."""
     try:
         runtime = demo_settings(config_path) if demo else Runtime(load_settings(config_path), demo=False)
         settings = runtime.settings
@@ -89,42 +91,57 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
             server_section = settings.server.model_copy(update={
                 key: value for key, value in (("host", host), ("port", port)) if value is not None})
             settings = settings.model_copy(update={"server": server_section})
-        if not demo:
+        if not demo and mode != "controller":
             require_production_secret(settings)
-    except ConfigError as exc:
-        print(f"pvem: {exc}", file=sys.stderr)
-        return 2
-    except ImportError as exc:
+    except (ConfigError, ImportError) as exc:
         print(f"pvem: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.logging.format, settings.logging.level)
 
     store = Store(settings.database.url, echo=settings.database.echo)
     passwords = Passwords(settings.auth.argon2_time_cost, settings.auth.argon2_memory_kib)
-    controller = ControllerService(settings, store, passwords)
-    controller.prepare(demo_admin=DEMO_ADMIN if demo else None)
-    app = create_app(settings, store, passwords=passwords)
+    controller = ControllerService(settings, store, passwords) if mode != "api" else None
+    if controller is not None:
+        controller.prepare(demo_admin=DEMO_ADMIN if demo else None)
+    else:
+        ControllerService.prepare_api_only(settings, store, passwords)
 
-    _json_waitress_errors()
-    server = waitress.create_server(
-        app, host=settings.server.host, port=settings.server.port, threads=settings.server.threads,
-        max_request_body_size=settings.server.max_body_bytes, ident="pvem", clear_untrusted_proxy_headers=False,
-    )
-    controller.start()
+    server = None
+    if mode != "controller":
+        app = create_app(settings, store, nudge=controller.nudge if controller else None,
+                         readiness=controller.readiness_checks() if controller else None, passwords=passwords)
+        _json_waitress_errors()
+        server = waitress.create_server(
+            app, host=settings.server.host, port=settings.server.port, threads=settings.server.threads,
+            max_request_body_size=settings.server.max_body_bytes, ident="pvem",
+            clear_untrusted_proxy_headers=False,
+        )
+    if controller is not None:
+        controller.start()
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    address = f"http://{settings.server.host}:{server.effective_port}"
-    _announce(address, runtime)
-    log.info("listening", url=address, demo=demo, database=store.engine.url.render_as_string())
+    if server is not None:
+        address = f"http://{settings.server.host}:{server.effective_port}"
+        _announce(address, runtime)
+        log.info("listening", url=address, demo=demo, mode=mode, database=store.engine.url.render_as_string())
+    else:
+        print("pvem controller running (Ctrl-C to stop)", flush=True)
+        log.info("controller_running", database=store.engine.url.render_as_string())
     try:
-        server.run()
+        if server is not None:
+            server.run()
+        else:
+            while True:
+                time.sleep(3600)
     except _Stop:
         log.info("shutting_down")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        server.close()
-        server.task_dispatcher.shutdown()
-        controller.stop()
+        if server is not None:
+            server.close()
+            server.task_dispatcher.shutdown()
+        if controller is not None:
+            controller.stop()
         store.dispose()
         if runtime.fake is not None:
             runtime.fake.stop()

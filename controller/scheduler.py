@@ -30,6 +30,10 @@ class Scheduler:
 
         self._scheduler.add_job(guarded, "interval", seconds=seconds, id=name, name=name)
 
+    def run_soon(self, job: Callable[[], object], name: str) -> None:
+        """Run once, as soon as the scheduler starts."""
+        self._scheduler.add_job(job, id=name, name=name)
+
     def start(self) -> None:
         self._scheduler.start()
 

@@ -91,3 +91,34 @@ class HostSampler:
         figures = self.read()
         return store_sample(session, HOST, figures["cpu"], figures["memory"], figures["disk"],
                             figures["rx_bytes"], figures["tx_bytes"], retention_minutes=retention_minutes)
+
+
+def cluster_figures(nodes: list[dict[str, Any]], vms: list[Any]) -> dict[str, Any]:
+    """Cluster-wide percentages from /cluster/resources node items, byte counters from the VMs'."""
+    online = [node for node in nodes if node.get("status") == "online"]
+    cores = sum(float(node.get("maxcpu") or 0) for node in online)
+    cpu = sum(float(node.get("cpu") or 0) * float(node.get("maxcpu") or 0) for node in online)
+    mem, maxmem = (sum(float(node.get(key) or 0) for node in online) for key in ("mem", "maxmem"))
+    disk, maxdisk = (sum(float(node.get(key) or 0) for node in online) for key in ("disk", "maxdisk"))
+    return {
+        "cpu": 100.0 * cpu / cores if cores else 0.0,
+        "memory": 100.0 * mem / maxmem if maxmem else 0.0,
+        "disk": 100.0 * disk / maxdisk if maxdisk else 0.0,
+        "rx_bytes": sum(int(vm.netin) for vm in vms),
+        "tx_bytes": sum(int(vm.netout) for vm in vms),
+        "nodes": [{
+            "node": node.get("node"), "status": node.get("status"),
+            "cpu_usage": _pct(100.0 * float(node.get("cpu") or 0)),
+            "memory_usage": _pct(100.0 * float(node.get("mem") or 0) / float(node.get("maxmem") or 1)),
+            "disk_usage": _pct(100.0 * float(node.get("disk") or 0) / float(node.get("maxdisk") or 1)),
+        } for node in nodes],
+    }
+
+
+def store_cluster_sample(session: Session, figures: dict[str, Any], host: dict[str, Any],
+                         retention_minutes: int) -> StatsSample:
+    controller = {"cpu_usage": _pct(host["cpu"]), "memory_usage": _pct(host["memory"]),
+                  "disk_usage": _pct(host["disk"])}
+    return store_sample(session, CLUSTER, figures["cpu"], figures["memory"], figures["disk"], figures["rx_bytes"],
+                        figures["tx_bytes"], details={"nodes": figures["nodes"], "controller": controller},
+                        retention_minutes=retention_minutes)

@@ -16,7 +16,7 @@ from controller import audit
 from controller.actor import Actor
 from controller.errors import Conflict, Forbidden, Invalid, NotFound
 from controller.specs import VmCreate, VmUpdate
-from controller.store.models import User, VirtualMachine, utcnow
+from controller.store.models import DeletedVm, User, VirtualMachine, utcnow
 
 RESOURCE = "virtual_machine"
 SPEC_FIELDS = ("name", "cpu_cores", "memory_mb", "disk_gb", "node", "power_state")
@@ -175,8 +175,14 @@ def request_action(session: Session, actor: Actor, vm_id: str, action: str) -> V
     return vm
 
 
-def request_deletion(session: Session, actor: Actor, vm_id: str) -> VirtualMachine:
-    """Finalizer-style: mark now; the reconciler destroys the Proxmox VM and then drops the row."""
+def request_deletion(session: Session, actor: Actor, vm_id: str) -> VirtualMachine | None:
+    """Finalizer-style: mark now; the reconciler destroys the Proxmox VM and then drops the row.
+
+    Deleting again is not an error, even once the row is gone (None: already deleted).
+    """
+    tombstone = session.get(DeletedVm, vm_id)
+    if tombstone is not None and (actor.is_admin or tombstone.owner_id == actor.user_id):
+        return None
     vm = get_vm(session, actor, vm_id)
     if vm.deletion_requested:
         return vm

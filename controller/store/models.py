@@ -102,6 +102,25 @@ class VirtualMachine(Base):
     observed_node: Mapped[str | None] = mapped_column(String(64), default=None)
     restarts_done: Mapped[int] = mapped_column(Integer, default=0)
     last_upid: Mapped[str | None] = mapped_column(String(255), default=None)
+    provisioned: Mapped[bool] = mapped_column(Boolean, default=False)  # seen in Proxmox, created or adopted
+    reboot_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    applied_disk_gb: Mapped[int | None] = mapped_column(Integer, default=None)
+    migrated_generation: Mapped[int | None] = mapped_column(Integer, default=None)
+    error_generation: Mapped[int | None] = mapped_column(Integer, default=None)  # permanent error at this gen
+    observed: Mapped[dict[str, Any]] = mapped_column(default=dict)  # last deep observation, for people
+    last_observed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class DeletedVm(Base):
+    """A tombstone: the VM's row is gone (destroyed in Proxmox); a repeated DELETE still answers 200."""
+
+    __tablename__ = "deleted_vms"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(36), index=True)
+    vmid: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(255))
+    deleted_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class VmSnapshot(Base):
@@ -124,6 +143,7 @@ class VmSnapshot(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     rollbacks_done: Mapped[int] = mapped_column(Integer, default=0)
     last_upid: Mapped[str | None] = mapped_column(String(255), default=None)
+    provisioned: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class FirewallRule(Base):

@@ -1,0 +1,1 @@
+"""The reconciler: observe Proxmox, diff against desired state, act, record. Level-triggered."""

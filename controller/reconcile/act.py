@@ -1,0 +1,296 @@
+"""Acting on one VM: observe, plan, execute, observe again, until the plan is empty; then record.
+
+Every Proxmox write that returns a task UPID stores it on the VM's row before waiting, so a restarted
+controller resumes waiting instead of writing again. Every write is audited (actor `controller`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from controller.proxmox.client import ProxmoxClient
+from controller.proxmox.errors import ProxmoxError
+from controller.proxmox.marks import MARK_TAG, description_with_mark, snapshot_description
+from controller.reconcile import state
+from controller.reconcile.diff import plan
+from controller.reconcile.model import Action, DesiredVm, ObservedVm, Policy
+from controller.reconcile.observe import ClusterView, observe_vm, summary
+from controller.store import Store
+from controller.store.models import VirtualMachine, VmSnapshot
+
+MAX_ROUNDS = 12
+# After these the plan is re-made from a fresh observation (positions, node or existence changed).
+REPLAN_AFTER = {"create", "reassign_vmid", "migrate", "destroy", "forget_vm", "rule_add", "rule_move",
+                "rule_update", "rule_delete"}
+DRIFT_KINDS = {"update_config", "migrate", "start", "shutdown", "stop", "suspend", "resume", "rule_add",
+               "rule_move", "rule_update", "rule_delete", "firewall_enable", "snapshot_create"}
+
+
+class Permanent(Exception):
+    """A problem retrying will not fix (a conflict, a policy that says report): wait for a spec change."""
+
+
+@dataclass
+class Outcome:
+    converged: bool
+    message: str | None = None
+
+
+@dataclass
+class Context:
+    desired: DesiredVm
+    owner_id: str
+    restart_requests: int
+    node: str  # where the VM is now (observed), or where it is to be created
+    observed: ObservedVm | None
+
+
+class VmReconciler:
+    def __init__(self, client: ProxmoxClient, store: Store, view: ClusterView, policy: Policy,
+                 storage: str, bridge: str, vmid_range: tuple[int, int], stopping: threading.Event,
+                 task_timeout: float = 900) -> None:
+        self.client, self.store, self.view, self.policy = client, store, view, policy
+        self.storage, self.bridge, self.vmid_range = storage, bridge, vmid_range
+        self.stopping = stopping
+        self.task_timeout = task_timeout
+        self.status = state.StatusWriter(store)
+
+    def run(self, vm_id: str) -> Outcome:
+        for _round in range(MAX_ROUNDS):
+            if self.stopping.is_set():
+                return Outcome(False, "controller stopping")
+            with self.store.read() as session:
+                loaded = state.load_vm(session, vm_id)
+                if loaded is None:
+                    return Outcome(True)
+                desired, row = loaded
+                owner_id, restart_requests, upid, was_synced = (row.owner_id, row.restart_requests, row.last_upid,
+                                                                row.sync_status == "synced")
+            if upid:
+                self._resume(vm_id, upid)
+            listed = self.view.locate(desired.vmid)
+            observed = observe_vm(self.client, listed, full=not desired.deleting) if listed else None
+            actions = plan(desired, observed, self.policy)
+            if not actions:
+                assert observed is not None  # an empty plan means the VM exists and is ours
+                if self.status.synced(desired, summary(observed), observed.status, observed.node,
+                                      reboot_required=bool(observed.pending_keys)):
+                    return Outcome(True)
+                continue  # the spec moved while we worked: plan again from it
+            if not desired.deleting and _round == 0:
+                self.status.set_vm(vm_id, sync_status="syncing")
+            ctx = Context(desired, owner_id, restart_requests, observed.node if observed else desired.node, observed)
+            if was_synced and desired.observed_generation == desired.generation:
+                self._audit_drift(ctx, actions)
+            for action in actions:
+                self._execute(ctx, action)
+                if action.kind in REPLAN_AFTER:
+                    break
+        return Outcome(False, "not converged yet")
+
+    # ---------------------------------------------------------------- helpers
+
+    def _resume(self, vm_id: str, upid: str) -> None:
+        """A task started before a restart: wait for it (its outcome shows in the next observation)."""
+        try:
+            self.client.wait_task(upid, timeout=self.task_timeout, should_stop=self.stopping.is_set)
+        except ProxmoxError as exc:
+            if exc.transient:
+                raise
+        self.status.set_vm(vm_id, last_upid=None)
+
+    def _write(self, ctx: Context, operation: str, call: Callable[[], str | None], **details: Any) -> None:
+        """One Proxmox write: store the UPID first, wait for the task, audit the outcome either way."""
+        vm = ctx.desired
+        record: dict[str, Any] = {"vm_name": vm.name, "vmid": vm.vmid, "node": ctx.node, **details}
+        try:
+            upid = call()
+            record["upid"] = upid
+            if upid:
+                self.status.set_vm(vm.id, last_upid=upid)
+                self.client.wait_task(upid, timeout=self.task_timeout, should_stop=self.stopping.is_set)
+                self.status.set_vm(vm.id, last_upid=None)
+        except ProxmoxError as exc:
+            if not (exc.transient and "stopped waiting" in exc.message):
+                self.status.set_vm(vm.id, last_upid=None)
+            self.status.audit(f"pve_{operation}", vm.id, ctx.owner_id, {**record, "outcome": "error",
+                                                                       "error": exc.message})
+            raise
+        self.status.audit(f"pve_{operation}", vm.id, ctx.owner_id, {**record, "outcome": "ok"})
+
+    def _audit_drift(self, ctx: Context, actions: list[Action]) -> None:
+        drifted = [action for action in actions if action.kind in DRIFT_KINDS]
+        if not drifted or ctx.observed is None:
+            return
+        observed, vm = ctx.observed, ctx.desired
+        before = {"name": observed.name, "cores": observed.cores, "memory_mb": observed.memory_mb,
+                  "node": observed.node, "status": observed.status}
+        after = {"name": vm.name, "cores": vm.cores, "memory_mb": vm.memory_mb, "node": vm.node,
+                 "status": vm.power_state}
+        changed = {key: {"before": before[key], "after": after[key]} for key in before if before[key] != after[key]}
+        self.status.audit("drift_corrected", vm.id, ctx.owner_id, {
+            "vm_name": vm.name, "vmid": vm.vmid, "fields": changed, "actions": [a.kind for a in drifted]})
+
+    # --------------------------------------------------------------- dispatch
+
+    def _execute(self, ctx: Context, action: Action) -> None:
+        handler = getattr(self, f"_do_{action.kind}")
+        handler(ctx, **action.params)
+
+    def _do_create(self, ctx: Context, recreate: bool = False) -> None:
+        vm = ctx.desired
+        if recreate:
+            self.status.audit("vm_missing", vm.id, ctx.owner_id, {"vm_name": vm.name, "vmid": vm.vmid,
+                                                                   "policy": "recreate"})
+        call = lambda: self.client.create_vm(  # noqa: E731
+            vm.node, vm.vmid, name=vm.name, cores=vm.cores, memory_mb=vm.memory_mb, disk_gb=vm.disk_gb,
+            storage=self.storage, bridge=self.bridge, description=description_with_mark(vm.id), tags=MARK_TAG)
+        try:
+            self._write(ctx, "create", call, cores=vm.cores, memory_mb=vm.memory_mb, disk_gb=vm.disk_gb,
+                        recreate=recreate)
+        except ProxmoxError as exc:
+            if "already exist" in exc.message:  # taken since the listing: the next round re-plans
+                self.view.invalidate()
+                raise ProxmoxError(exc.message, transient=True, status=exc.status) from exc
+            raise
+        self.view.invalidate()
+        self.status.set_vm(vm.id, provisioned=True, applied_disk_gb=None, migrated_generation=None)
+
+    def _do_reassign_vmid(self, ctx: Context, taken_by: str | None = None) -> None:
+        vm = ctx.desired
+        low, high = self.vmid_range
+        taken = self.view.taken_vmids()
+        with self.store.write() as session:
+            used = set(session.scalars(select(VirtualMachine.vmid)))
+            candidate = next((n for n in range(vm.vmid + 1, high + 1) if n not in taken and n not in used), None)
+            if candidate is None:
+                candidate = next((n for n in range(low, vm.vmid) if n not in taken and n not in used), None)
+            if candidate is None:
+                raise Permanent(f"no free vmid in {low}..{high}")
+            session.get_one(VirtualMachine, vm.id).vmid = candidate
+        self.status.audit("vmid_reassigned", vm.id, ctx.owner_id, {
+            "vm_name": vm.name, "old_vmid": vm.vmid, "new_vmid": candidate, "taken_by": taken_by})
+
+    def _do_report_missing(self, ctx: Context) -> None:
+        self.status.audit("vm_missing", ctx.desired.id, ctx.owner_id, {
+            "vm_name": ctx.desired.name, "vmid": ctx.desired.vmid, "policy": "report"})
+        raise Permanent(f"VM {ctx.desired.vmid} has disappeared from Proxmox (controller.on_missing is report)")
+
+    def _do_conflict(self, ctx: Context, message: str) -> None:
+        raise Permanent(message)
+
+    def _do_wait_for_lock(self, ctx: Context, lock: str) -> None:
+        raise ProxmoxError(f"VM is locked ({lock})", transient=True)
+
+    def _do_migrate(self, ctx: Context, target: str, online: bool) -> None:
+        vm = ctx.desired
+        self._write(ctx, "migrate", lambda: self.client.migrate(ctx.node, vm.vmid, target, online,
+                                                                 with_local_disks=online),
+                    target=target, online=online)
+        self.view.invalidate()
+        self.status.set_vm(vm.id, migrated_generation=vm.generation)
+
+    def _do_update_config(self, ctx: Context, changes: dict[str, Any]) -> None:
+        digest = ctx.observed.digest if ctx.observed else None
+        self._write(ctx, "update_config", lambda: self.client.update_config(ctx.node, ctx.desired.vmid, changes,
+                                                                             digest), changes=changes)
+
+    def _do_resize(self, ctx: Context, disk_key: str, size_gb: int) -> None:
+        self._write(ctx, "resize", lambda: self.client.resize_disk(ctx.node, ctx.desired.vmid, disk_key, size_gb),
+                    disk=disk_key, size_gb=size_gb)
+        self.status.set_vm(ctx.desired.id, applied_disk_gb=size_gb)
+
+    def _power(self, ctx: Context, operation: str, call: Callable[[], str | None], **details: Any) -> None:
+        self._write(ctx, operation, call, **details)
+
+    def _do_start(self, ctx: Context, completes_restart: bool = False) -> None:
+        self._power(ctx, "start", lambda: self.client.start(ctx.node, ctx.desired.vmid))
+        if completes_restart:
+            self.status.set_vm(ctx.desired.id, restarts_done=ctx.restart_requests)
+
+    def _do_shutdown(self, ctx: Context, timeout: int) -> None:
+        self._power(ctx, "shutdown", lambda: self.client.shutdown(ctx.node, ctx.desired.vmid, timeout,
+                                                                   force_stop=True), timeout=timeout)
+
+    def _do_stop(self, ctx: Context) -> None:
+        self._power(ctx, "stop", lambda: self.client.stop(ctx.node, ctx.desired.vmid))
+
+    def _do_suspend(self, ctx: Context) -> None:
+        self._power(ctx, "suspend", lambda: self.client.suspend(ctx.node, ctx.desired.vmid))
+
+    def _do_resume(self, ctx: Context) -> None:
+        self._power(ctx, "resume", lambda: self.client.resume(ctx.node, ctx.desired.vmid))
+
+    def _do_reboot(self, ctx: Context, reason: str) -> None:
+        self._power(ctx, "reboot", lambda: self.client.reboot(ctx.node, ctx.desired.vmid), reason=reason)
+        if ctx.desired.restart_pending:
+            self.status.set_vm(ctx.desired.id, restarts_done=ctx.restart_requests)
+
+    def _do_skip_restart(self, ctx: Context) -> None:
+        self.status.set_vm(ctx.desired.id, restarts_done=ctx.restart_requests)
+
+    def _do_destroy(self, ctx: Context) -> None:
+        self._write(ctx, "destroy", lambda: self.client.destroy(ctx.node, ctx.desired.vmid))
+        self.view.invalidate()
+        self._do_forget_vm(ctx)
+
+    def _do_forget_vm(self, ctx: Context) -> None:
+        self.status.forget_vm(ctx.desired, ctx.owner_id, ctx.desired.name)
+
+    def _do_snapshot_create(self, ctx: Context, snapshot_id: str, name: str, description: str | None) -> None:
+        text = snapshot_description(snapshot_id, description)
+        self._write(ctx, "snapshot_create", lambda: self.client.create_snapshot(ctx.node, ctx.desired.vmid, name,
+                                                                                  text), snapshot=name)
+        self.status.set_snapshot(snapshot_id, provisioned=True, sync_status="synced", last_error=None)
+
+    def _do_snapshot_delete(self, ctx: Context, snapshot_id: str | None, name: str) -> None:
+        self._write(ctx, "snapshot_delete", lambda: self.client.delete_snapshot(ctx.node, ctx.desired.vmid, name),
+                    snapshot=name)
+        if snapshot_id:
+            self.status.forget_snapshot(snapshot_id)
+
+    def _do_snapshot_forget(self, ctx: Context, snapshot_id: str) -> None:
+        self.status.forget_snapshot(snapshot_id)
+
+    def _do_snapshot_rollback(self, ctx: Context, snapshot_id: str, name: str) -> None:
+        self._write(ctx, "snapshot_rollback",
+                    lambda: self.client.rollback_snapshot(ctx.node, ctx.desired.vmid, name), snapshot=name)
+        self.status.set_snapshot(snapshot_id, rollbacks_done=VmSnapshot.rollback_requests)
+
+    def _do_snapshot_conflict(self, ctx: Context, snapshot_id: str, message: str) -> None:
+        self.status.set_snapshot(snapshot_id, sync_status="error", last_error=message)
+        raise Permanent(message)
+
+    def _rules_digest(self, ctx: Context) -> str | None:
+        return self.client.firewall_rules(ctx.node, ctx.desired.vmid)[1]
+
+    def _do_rule_add(self, ctx: Context, pos: int, rule: dict[str, Any], rule_id: str) -> None:
+        vmid = ctx.desired.vmid
+        self._write(ctx, "firewall_rule_add", lambda: self.client.add_rule(ctx.node, vmid, rule,
+                                                                            self._rules_digest(ctx)),
+                    rule_id=rule_id, pos=pos)
+        if pos:  # Proxmox inserts at the top
+            self.client.move_rule(ctx.node, vmid, 0, pos, self._rules_digest(ctx))
+
+    def _do_rule_move(self, ctx: Context, pos: int, moveto: int, rule_id: str) -> None:
+        self._write(ctx, "firewall_rule_move", lambda: self.client.move_rule(ctx.node, ctx.desired.vmid, pos, moveto,
+                                                                              self._rules_digest(ctx)),
+                    rule_id=rule_id, pos=pos, moveto=moveto)
+
+    def _do_rule_update(self, ctx: Context, pos: int, rule: dict[str, Any], rule_id: str) -> None:
+        self._write(ctx, "firewall_rule_update", lambda: self.client.update_rule(ctx.node, ctx.desired.vmid, pos,
+                                                                                  rule, self._rules_digest(ctx)),
+                    rule_id=rule_id, pos=pos)
+
+    def _do_rule_delete(self, ctx: Context, pos: int) -> None:
+        self._write(ctx, "firewall_rule_delete", lambda: self.client.delete_rule(ctx.node, ctx.desired.vmid, pos,
+                                                                                  self._rules_digest(ctx)), pos=pos)
+
+    def _do_firewall_enable(self, ctx: Context) -> None:
+        self._write(ctx, "firewall_enable", lambda: self.client.set_firewall_options(ctx.node, ctx.desired.vmid,
+                                                                                      True))

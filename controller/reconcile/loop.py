@@ -1,0 +1,237 @@
+"""The reconcile loop: a work queue of VM ids, bounded workers, per-object backoff, and the full pass.
+
+Triggers: `nudge(vm_id)` right after an API write (same process), a one-second database poll for
+generations that moved (a separate `pvem controller` process), and the periodic full pass, which
+lists the cluster once, spots drift in the listing, and spreads deep resyncs over the resync period.
+One VM is never worked on by two workers at once; a nudge during work re-runs it afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from controller.log import get_logger
+from controller.proxmox.client import ProxmoxClient
+from controller.proxmox.errors import ProxmoxError
+from controller.proxmox.normalize import ObservedVm as ListedVm
+from controller.reconcile import state
+from controller.reconcile.act import Permanent, VmReconciler
+from controller.reconcile.model import DesiredVm, Policy
+from controller.reconcile.observe import ClusterView
+from controller.store import Store
+from controller.store.models import VirtualMachine, utcnow
+
+log = get_logger("pvem.reconciler")
+
+
+@dataclass
+class LoopSettings:
+    workers: int = 4
+    per_node: int = 2
+    backoff_base: float = 0.2
+    backoff_max: float = 60.0
+    error_retry_seconds: float = 300.0
+    resync_seconds: float = 600.0
+    pass_interval: float = 30.0
+
+
+@dataclass
+class _Tracking:
+    failures: dict[str, int] = field(default_factory=dict)
+    not_before: dict[str, float] = field(default_factory=dict)
+
+
+class Reconciler:
+    def __init__(self, store: Store, client: ProxmoxClient, policy: Policy, loop: LoopSettings,
+                 storage: str, bridge: str, vmid_range: tuple[int, int]) -> None:
+        self.store, self.client, self.policy, self.settings = store, client, policy, loop
+        self.stopping = threading.Event()
+        self.view = ClusterView(client)
+        self.worker = VmReconciler(client, store, self.view, policy, storage, bridge, vmid_range, self.stopping)
+        self._cond = threading.Condition()
+        self._queued: set[str] = set()
+        self._running: set[str] = set()
+        self._dirty: set[str] = set()
+        self._track = _Tracking()
+        self._node_slots: dict[str, threading.Semaphore] = defaultdict(lambda: threading.Semaphore(loop.per_node))
+        self._pool = ThreadPoolExecutor(max_workers=loop.workers, thread_name_prefix="reconcile")
+        self._free = threading.Semaphore(loop.workers)
+        self._dispatcher: threading.Thread | None = None
+        self.last_pass_ok: float | None = None
+        self.last_pass_error: str | None = None
+
+    # ------------------------------------------------------------- triggers
+
+    def nudge(self, vm_id: str, reset_backoff: bool = True) -> None:
+        with self._cond:
+            if reset_backoff:  # a spec change deserves a prompt try, whatever failed before
+                self._track.failures.pop(vm_id, None)
+                self._track.not_before.pop(vm_id, None)
+            if vm_id in self._running:
+                self._dirty.add(vm_id)
+            else:
+                self._queued.add(vm_id)
+            self._cond.notify_all()
+
+    def poll_database(self) -> None:
+        """Pick up spec changes written by another process (or missed nudges)."""
+        with self.store.read() as session:
+            ids = state.ids_needing_work(session)
+        for vm_id in ids:  # objects in backoff or waiting after an error stay parked (not_before)
+            self.nudge(vm_id, reset_backoff=False)
+
+    def full_pass(self) -> None:
+        """List the cluster once; queue what drifted, what is due a deep resync, and errors due a retry."""
+        try:
+            listed = self.view.refresh()
+        except ProxmoxError as exc:
+            self.last_pass_error = exc.message
+            log.warning("observation_failed", error=exc.message)
+            return  # a failed observation never means "everything is gone"
+        with self.store.read() as session:
+            rows = state.load_all(session)
+        due_budget = max(1, math.ceil(len(rows) * self.settings.pass_interval / self.settings.resync_seconds))
+        stale_before = utcnow() - timedelta(seconds=self.settings.resync_seconds)
+        resync: list[tuple[object, str]] = []
+        for desired, row in rows:
+            if row.sync_status != "synced" or self._drifted(desired, listed.get(desired.vmid), row.reboot_required):
+                self.nudge(row.id, reset_backoff=False)
+            elif row.last_observed_at is None or row.last_observed_at < stale_before:
+                resync.append((row.last_observed_at or utcnow() - timedelta(days=3650), row.id))
+        for _when, vm_id in sorted(resync, key=lambda item: str(item[0]))[:due_budget]:
+            self.nudge(vm_id, reset_backoff=False)
+        self.last_pass_ok = time.time()
+        self.last_pass_error = None
+
+    @staticmethod
+    def _drifted(desired: DesiredVm, listed: ListedVm | None, reboot_required: bool) -> bool:
+        """Drift visible in the bulk listing alone: name, node, power, and (unless a reboot is pending) sizes."""
+        if listed is None:
+            return True
+        running = listed.status == "running"
+        if running != (desired.power_state in ("running", "paused")) or listed.name != desired.name:
+            return True
+        if listed.node != desired.node and desired.migrated_generation != desired.generation:
+            return True
+        if reboot_required:
+            return False
+        return (listed.cores is not None and listed.cores != desired.cores) or (
+            listed.memory_mb is not None and listed.memory_mb != desired.memory_mb)
+
+    # -------------------------------------------------------------- workers
+
+    def start(self) -> None:
+        self._dispatcher = threading.Thread(target=self._dispatch, name="reconcile-dispatch", daemon=True)
+        self._dispatcher.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop taking work; in-flight operations finish or hand back (their UPIDs stay stored)."""
+        self.stopping.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._dispatcher is not None:
+            self._dispatcher.join(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _next_ready(self) -> str | None:
+        now = time.monotonic()
+        for vm_id in self._queued:
+            if self._track.not_before.get(vm_id, 0.0) <= now:
+                return vm_id
+        return None
+
+    def _dispatch(self) -> None:
+        while not self.stopping.is_set():
+            if not self._free.acquire(timeout=0.5):
+                continue
+            with self._cond:
+                vm_id = self._next_ready()
+                while vm_id is None and not self.stopping.is_set():
+                    self._cond.wait(timeout=0.2)
+                    vm_id = self._next_ready()
+                if vm_id is None:
+                    self._free.release()
+                    return
+                self._queued.discard(vm_id)
+                self._running.add(vm_id)
+            self._pool.submit(self._work, vm_id)
+
+    def _work(self, vm_id: str) -> None:
+        try:
+            with self.store.read() as session:
+                row = session.get(VirtualMachine, vm_id)
+                node = (row.observed_node or row.node) if row else ""
+            with self._node_slots[node]:
+                self._reconcile_one(vm_id)
+        finally:
+            with self._cond:
+                self._running.discard(vm_id)
+                if vm_id in self._dirty:
+                    self._dirty.discard(vm_id)
+                    self._queued.add(vm_id)
+                self._cond.notify_all()
+            self._free.release()
+
+    def _reconcile_one(self, vm_id: str) -> None:
+        status = state.StatusWriter(self.store)
+        try:
+            outcome = self.worker.run(vm_id)
+        except Permanent as exc:
+            self._record_error(status, vm_id, str(exc))
+            return
+        except ProxmoxError as exc:
+            if exc.transient:
+                self._retry_later(status, vm_id, exc.message)
+            else:
+                self._record_error(status, vm_id, exc.message)
+            return
+        except Exception as exc:  # a bug must not kill the worker; it shows on the VM and in the log
+            log.exception("reconcile_crashed", vm_id=vm_id)
+            self._retry_later(status, vm_id, f"internal error: {exc}")
+            return
+        if outcome.converged:
+            self._track.failures.pop(vm_id, None)
+            self._track.not_before.pop(vm_id, None)
+        elif not self.stopping.is_set():
+            self._retry_later(status, vm_id, None)
+
+    def _retry_later(self, status: state.StatusWriter, vm_id: str, message: str | None) -> None:
+        failures = self._track.failures.get(vm_id, 0) + 1
+        self._track.failures[vm_id] = failures
+        delay = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** (failures - 1))
+        delay *= random.uniform(0.8, 1.2)
+        self._track.not_before[vm_id] = time.monotonic() + delay
+        if message:
+            log.info("reconcile_retry", vm_id=vm_id, error=message, retry_in=round(delay, 2))
+            with self.store.write() as session:
+                row = session.get(VirtualMachine, vm_id)
+                if row is not None:
+                    row.last_error = message
+                    if row.sync_status not in ("deleting",):
+                        row.sync_status = "pending"
+        if not self.stopping.is_set():
+            self.nudge(vm_id, reset_backoff=False)
+
+    def _record_error(self, status: state.StatusWriter, vm_id: str, message: str) -> None:
+        log.warning("reconcile_error", vm_id=vm_id, error=message)
+        # No retry until the spec changes (a nudge clears this) or the slow periodic retry comes round.
+        self._track.not_before[vm_id] = time.monotonic() + self.settings.error_retry_seconds
+        with self.store.write() as session:
+            row = session.get(VirtualMachine, vm_id)
+            if row is not None:
+                row.last_error = message
+                row.error_generation = row.generation
+                if not row.deletion_requested:
+                    row.sync_status = "error"
+
+    def idle(self) -> bool:
+        """True when nothing is queued or running (tests and shutdown use it)."""
+        with self._cond:
+            return not self._queued and not self._running and not self._dirty

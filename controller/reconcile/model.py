@@ -1,0 +1,113 @@
+"""The reconciler's vocabulary: desired state (from the store), observed state (from Proxmox), actions.
+
+Plain frozen dataclasses, no I/O: `diff.plan()` turns a (desired, observed) pair into actions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DesiredSnapshot:
+    id: str
+    name: str
+    description: str | None
+    deleting: bool = False
+    rollback_pending: bool = False
+    provisioned: bool = False
+
+
+@dataclass(frozen=True)
+class DesiredRule:
+    id: str
+    position: int
+    direction: str
+    action: str
+    protocol: str | None = None
+    port: int | None = None
+    source: str | None = None
+    destination: str | None = None
+    enabled: bool = True
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class DesiredVm:
+    id: str
+    vmid: int
+    name: str
+    node: str
+    cores: int
+    memory_mb: int
+    disk_gb: int
+    power_state: str = "stopped"
+    restart_pending: bool = False
+    deleting: bool = False
+    generation: int = 1
+    observed_generation: int = 0
+    provisioned: bool = False  # pvem has seen this VM exist in Proxmox (created or adopted)
+    applied_disk_gb: int | None = None  # the size of the last resize Proxmox confirmed
+    migrated_generation: int | None = None  # generation whose migration Proxmox confirmed
+    snapshots: tuple[DesiredSnapshot, ...] = ()
+    rules: tuple[DesiredRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class ObservedSnapshot:
+    name: str
+    description: str | None
+    mark: str | None  # the pvem snapshot id in its description, if pvem made it
+
+
+@dataclass(frozen=True)
+class ObservedRule:
+    pos: int
+    type: str  # in | out
+    action: str  # ACCEPT | DROP | REJECT
+    proto: str | None
+    dport: str | None
+    source: str | None
+    dest: str | None
+    enable: bool
+    comment: str | None
+    mark: str | None  # the pvem rule id in its comment, if pvem made it
+
+
+@dataclass(frozen=True)
+class ObservedVm:
+    """What Proxmox says about one vmid. Config values already include pending (not yet applied) ones."""
+
+    vmid: int
+    node: str
+    mark: str | None  # the pvem VM id in the description; None: not pvem's
+    name: str | None = None
+    cores: int | None = None
+    memory_mb: int | None = None
+    disk_key: str | None = None
+    disk_gb: int | None = None
+    status: str = "stopped"  # running | stopped | paused
+    lock: str | None = None
+    pending_keys: tuple[str, ...] = ()
+    snapshots: tuple[ObservedSnapshot, ...] = ()
+    rules: tuple[ObservedRule, ...] = ()
+    firewall_enabled: bool = False
+    digest: str | None = None  # the config digest, sent with config writes
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # readable in test failure output
+        inner = ", ".join(f"{key}={value!r}" for key, value in self.params.items())
+        return f"{self.kind}({inner})"
+
+
+@dataclass(frozen=True)
+class Policy:
+    on_missing: str = "recreate"  # recreate | report
+    reboot_policy: str = "never"  # never | auto
+    shutdown_timeout: int = 60

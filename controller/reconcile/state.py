@@ -1,0 +1,133 @@
+"""The reconciler's side of the store: read desired state, write status. Nothing else writes status.
+
+Status writes are targeted UPDATEs of status columns only, so they never overwrite a spec change the
+API made meanwhile; "synced" is compare-and-set on the generation the pass worked from.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from controller import audit
+from controller.actor import CONTROLLER
+from controller.reconcile.model import DesiredRule, DesiredSnapshot, DesiredVm
+from controller.store import Store
+from controller.store.models import DeletedVm, FirewallRule, VirtualMachine, VmSnapshot, utcnow
+
+
+def _snapshot(row: VmSnapshot) -> DesiredSnapshot:
+    return DesiredSnapshot(id=row.id, name=row.name, description=row.description, deleting=row.deletion_requested,
+                           rollback_pending=row.rollback_requests > row.rollbacks_done,
+                           provisioned=row.provisioned)
+
+
+def _rule(row: FirewallRule) -> DesiredRule:
+    return DesiredRule(id=row.id, position=row.position, direction=row.direction, action=row.action,
+                       protocol=row.protocol, port=row.port, source=row.source, destination=row.destination,
+                       enabled=row.enabled, comment=row.comment)
+
+
+def _desired(row: VirtualMachine, snapshots: list[VmSnapshot], rules: list[FirewallRule]) -> DesiredVm:
+    return DesiredVm(
+        id=row.id, vmid=row.vmid, name=row.name, node=row.node, cores=row.cpu_cores, memory_mb=row.memory_mb,
+        disk_gb=row.disk_gb, power_state=row.power_state, restart_pending=row.restart_requests > row.restarts_done,
+        deleting=row.deletion_requested, generation=row.generation, observed_generation=row.observed_generation,
+        provisioned=row.provisioned, applied_disk_gb=row.applied_disk_gb, migrated_generation=row.migrated_generation,
+        snapshots=tuple(_snapshot(item) for item in snapshots), rules=tuple(_rule(item) for item in rules),
+    )
+
+
+def load_vm(session: Session, vm_id: str) -> tuple[DesiredVm, VirtualMachine] | None:
+    row = session.get(VirtualMachine, vm_id)
+    if row is None:
+        return None
+    snapshots = list(session.scalars(select(VmSnapshot).where(VmSnapshot.vm_id == vm_id)
+                                     .order_by(VmSnapshot.created_at)))
+    rules = list(session.scalars(select(FirewallRule).where(FirewallRule.vm_id == vm_id)
+                                 .order_by(FirewallRule.position)))
+    return _desired(row, snapshots, rules), row
+
+
+def load_all(session: Session) -> list[tuple[DesiredVm, VirtualMachine]]:
+    """Every VM with its snapshots and rules: three queries, whatever the fleet size."""
+    rows = list(session.scalars(select(VirtualMachine)))
+    snapshots: dict[str, list[VmSnapshot]] = defaultdict(list)
+    for snapshot in session.scalars(select(VmSnapshot).order_by(VmSnapshot.created_at)):
+        snapshots[snapshot.vm_id].append(snapshot)
+    rules: dict[str, list[FirewallRule]] = defaultdict(list)
+    for rule in session.scalars(select(FirewallRule).order_by(FirewallRule.position)):
+        rules[rule.vm_id].append(rule)
+    return [(_desired(row, snapshots[row.id], rules[row.id]), row) for row in rows]
+
+
+def ids_needing_work(session: Session) -> list[str]:
+    """VMs whose spec moved past what was observed, or that are mid-operation (cheap: no Proxmox)."""
+    query = select(VirtualMachine.id).where(
+        (VirtualMachine.generation != VirtualMachine.observed_generation)
+        | VirtualMachine.sync_status.in_(("pending", "syncing", "deleting"))
+        | VirtualMachine.last_upid.is_not(None)
+    )
+    return list(session.scalars(query))
+
+
+class StatusWriter:
+    """Short transactions that record what the reconciler saw and did, and audit it."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def set_vm(self, vm_id: str, **values: Any) -> None:
+        with self.store.write() as session:
+            session.execute(update(VirtualMachine).where(VirtualMachine.id == vm_id).values(**values))
+
+    def set_snapshot(self, snapshot_id: str, **values: Any) -> None:
+        with self.store.write() as session:
+            session.execute(update(VmSnapshot).where(VmSnapshot.id == snapshot_id).values(**values))
+
+    def set_rules(self, vm_id: str, **values: Any) -> None:
+        with self.store.write() as session:
+            session.execute(update(FirewallRule).where(FirewallRule.vm_id == vm_id).values(**values))
+
+    def synced(self, vm: DesiredVm, observed: dict[str, Any], status: str | None, node: str | None,
+               reboot_required: bool) -> bool:
+        """Record convergence if the spec is still the generation this pass worked from."""
+        now = utcnow()
+        with self.store.write() as session:
+            result = session.execute(
+                update(VirtualMachine)
+                .where(VirtualMachine.id == vm.id, VirtualMachine.generation == vm.generation)
+                .values(observed_generation=vm.generation, sync_status="synced", last_error=None,
+                        last_synced_at=now, status=status or "unknown", observed_node=node,
+                        reboot_required=reboot_required, observed=observed, last_observed_at=now,
+                        error_generation=None, provisioned=True)
+            )
+            if result.rowcount:  # type: ignore[attr-defined]
+                session.execute(update(VmSnapshot).where(VmSnapshot.vm_id == vm.id)
+                                .values(sync_status="synced", last_error=None, provisioned=True))
+                session.execute(update(FirewallRule).where(FirewallRule.vm_id == vm.id)
+                                .values(sync_status="synced", last_error=None))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def forget_vm(self, vm: DesiredVm, owner_id: str, name: str) -> None:
+        """The Proxmox VM is gone: drop the row (snapshots and rules cascade) and leave a tombstone."""
+        with self.store.write() as session:
+            session.execute(delete(FirewallRule).where(FirewallRule.vm_id == vm.id))
+            session.execute(delete(VmSnapshot).where(VmSnapshot.vm_id == vm.id))
+            session.execute(delete(VirtualMachine).where(VirtualMachine.id == vm.id))
+            session.merge(DeletedVm(id=vm.id, owner_id=owner_id, vmid=vm.vmid, name=name, deleted_at=utcnow()))
+            audit.record(session, CONTROLLER, "vm_removed", "virtual_machine", vm.id,
+                         {"vm_name": name, "vmid": vm.vmid}, owner_id=owner_id)
+
+    def forget_snapshot(self, snapshot_id: str) -> None:
+        with self.store.write() as session:
+            session.execute(delete(VmSnapshot).where(VmSnapshot.id == snapshot_id))
+
+    def audit(self, action: str, vm_id: str, owner_id: str, details: dict[str, Any],
+              resource_type: str = "virtual_machine", resource_id: str | None = None) -> None:
+        with self.store.write() as session:
+            audit.record(session, CONTROLLER, action, resource_type, resource_id or vm_id, details,
+                         owner_id=owner_id)
