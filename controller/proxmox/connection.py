@@ -1,0 +1,145 @@
+"""The proxmoxer connection behind ProxmoxClient: lazy login, logging in again, one HTTP session per thread.
+
+This module owns authentication and the sharing of one login between worker threads. The login (ticket
+or API token) is shared; each thread gets its own requests session on top of it, because a requests
+Session is not documented as safe for concurrent use. Every failure leaves here as a ProxmoxError.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from proxmoxer import AuthenticationError, ProxmoxResource, ResourceException
+from proxmoxer.backends.https import Backend
+
+from controller.config import ProxmoxSettings
+from controller.log import get_logger
+from controller.proxmox.errors import ProxmoxError, classify
+
+T = TypeVar("T")
+log = get_logger("controller.proxmox")
+
+# proxmoxer renews a ticket after 3600 s by posting the old ticket as the password; some servers (fakepve
+# among them) refuse that. A fresh password login before then works everywhere, and tickets live 7200 s.
+RELOGIN_AFTER_SECONDS = 3000.0
+
+
+def verify_option(settings: ProxmoxSettings) -> bool | str:
+    """What proxmoxer (and so requests) gets as `verify_ssl`: a CA file path, or True/False."""
+    if settings.ca_file:
+        return settings.ca_file
+    return settings.verify_ssl
+
+
+class Connection:
+    """A lazily made, shared Proxmox login; call() runs one proxmoxer request function against it."""
+
+    def __init__(self, settings: ProxmoxSettings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._backend: Any = None
+        self._generation = 0
+        self._logged_in_at = 0.0
+        self._local = threading.local()
+        self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.uses_token = bool(settings.token_name and settings.token_value)
+
+    def call(self, fn: Callable[[Any], T]) -> T:
+        """fn(root) where root is proxmoxer's `/api2/json` resource; a 401 on a ticket is retried once."""
+        for attempt in (1, 2):
+            root, generation = self._root()
+            try:
+                return fn(root)
+            except ResourceException as exc:
+                # Proxmox rejects a 401 before doing anything, so repeating even a write is safe.
+                if attempt == 1 and exc.status_code == 401 and not self.uses_token:
+                    log.info("proxmox ticket refused; logging in again", error=str(exc.content))
+                    self._invalidate(generation)
+                    continue
+                raise classify(exc) from exc
+            except AuthenticationError as exc:
+                # proxmoxer's own ticket renewal, inside the request, was refused: log in from scratch.
+                if attempt == 1 and not self.uses_token:
+                    log.info("proxmox ticket renewal refused; logging in again")
+                    self._invalidate(generation)
+                    continue
+                raise classify(exc) from exc
+            except ProxmoxError:
+                raise
+            except Exception as exc:
+                raise classify(exc) from exc
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def close(self) -> None:
+        """Forget the login and close every thread's HTTP session; the next call logs in again."""
+        with self._lock:
+            self._backend = None
+            self._generation += 1
+            for session in list(self._sessions):
+                session.close()
+
+    def _root(self) -> tuple[Any, int]:
+        with self._lock:
+            stale = not self.uses_token and time.monotonic() - self._logged_in_at > RELOGIN_AFTER_SECONDS
+            if self._backend is None or stale:
+                self._backend = self._login()
+                self._generation += 1
+                self._logged_in_at = time.monotonic()
+            backend, generation = self._backend, self._generation
+        local = self._local
+        if getattr(local, "generation", None) != generation:
+            old = getattr(local, "session", None)
+            if old is not None:
+                old.close()
+            local.session = backend.get_session()
+            self._sessions.add(local.session)
+            local.root = ProxmoxResource(
+                base_url=backend.get_base_url(), session=local.session, serializer=backend.get_serializer()
+            )
+            local.generation = generation
+        return local.root, generation
+
+    def _invalidate(self, generation: int) -> None:
+        # Several threads may see the same 401; only the first one throws the login away.
+        with self._lock:
+            if self._generation == generation:
+                self._backend = None
+
+    def _login(self) -> Any:
+        settings = self._settings
+        if not settings.host:
+            raise ProxmoxError("proxmox.host is not set", transient=False)
+        verify = verify_option(settings)
+        if verify is False:
+            log.warning("proxmox TLS certificate verification is off", host=settings.host)
+        kwargs: dict[str, Any] = {
+            "host": settings.host,
+            "port": settings.port,
+            "verify_ssl": verify,
+            "timeout": settings.timeout_seconds,
+        }
+        if self.uses_token:
+            assert settings.token_value is not None
+            # "user@realm!tokenid" written into `user` is accepted too: the token id goes in token_name.
+            kwargs["user"] = settings.user.split("!", 1)[0]
+            kwargs["token_name"] = settings.token_name
+            kwargs["token_value"] = settings.token_value.get_secret_value()
+        elif settings.password is not None:
+            kwargs["user"] = settings.user
+            kwargs["password"] = settings.password.get_secret_value()
+        else:
+            raise ProxmoxError(
+                "no Proxmox credentials: set proxmox.password, or proxmox.token_name and proxmox.token_value",
+                transient=False,
+            )
+        try:
+            backend = Backend(**kwargs)
+        except Exception as exc:
+            raise classify(exc) from exc
+        log.info("proxmox connected", host=settings.host, port=settings.port,
+                 auth="token" if self.uses_token else "ticket", user=kwargs["user"])
+        return backend
