@@ -54,6 +54,9 @@ class VmOut(BaseModel):
     last_error: str | None
     last_synced_at: str | None
     restart_pending: bool
+    reboot_required: bool = Field(description="Proxmox holds changes that apply at the next reboot.")
+    observed: dict[str, Any] = Field(description="The last deep observation (node, sizes, pending keys, "
+                                                 "snapshots and rules pvem does not manage).")
 
 
 class SnapshotOut(BaseModel):
@@ -93,6 +96,8 @@ class StatsOut(BaseModel):
     network_tx: float = Field(description="KB/s")
     timestamp: str
     source: str = Field(description="cluster (Proxmox) or host (this machine, until Proxmox is observed)")
+    nodes: list[dict[str, Any]] | None = Field(None, description="Per-node figures (cluster samples only).")
+    controller: dict[str, Any] | None = Field(None, description="This controller host's figures (psutil).")
 
 
 class AuditOut(BaseModel):
@@ -144,6 +149,7 @@ def vm_dict(vm: VirtualMachine) -> dict[str, Any]:
         "observed_generation": vm.observed_generation, "sync_status": vm.sync_status,
         "last_error": vm.last_error, "last_synced_at": timestamp(vm.last_synced_at),
         "restart_pending": vm.restart_requests > vm.restarts_done,
+        "reboot_required": vm.reboot_required, "observed": vm.observed or {},
     }
 
 
@@ -171,6 +177,7 @@ def stats_dict(sample: StatsSample) -> dict[str, Any]:
         "cpu_usage": sample.cpu_usage, "memory_usage": sample.memory_usage, "disk_usage": sample.disk_usage,
         "network_rx": sample.network_rx, "network_tx": sample.network_tx,
         "timestamp": timestamp(sample.taken_at), "source": sample.source,
+        "nodes": sample.details.get("nodes"), "controller": sample.details.get("controller"),
     }
 
 

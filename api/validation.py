@@ -5,6 +5,7 @@ Every failure is a 400 naming the field, in the contract's error shape; `details
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 import falcon
@@ -38,14 +39,16 @@ def validation_error(exc: ValidationError, prefix: str = "") -> ApiError:
 def read_json_object(req: falcon.Request) -> dict[str, Any]:
     if not req.content_length:
         raise ApiError(400, "request body is empty; expected a JSON object")
-    if req.content_type and not falcon.MEDIA_JSON in req.content_type.lower():  # noqa: E713
+    media_type = (req.content_type or falcon.MEDIA_JSON).split(";", 1)[0].strip().lower()
+    if media_type != falcon.MEDIA_JSON and not media_type.endswith("+json"):
         raise ApiError(415, f"unsupported media type {req.content_type!r}; send application/json")
+    raw = req.bounded_stream.read()
     try:
-        body = req.get_media()
-    except falcon.MediaNotFoundError:
-        raise ApiError(400, "request body is empty; expected a JSON object") from None
-    except falcon.MediaMalformedError:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "request body is not valid JSON") from None
+    except RecursionError:
+        raise ApiError(400, "request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise ApiError(400, f"request body must be a JSON object, not {type(body).__name__}")
     return body
@@ -59,7 +62,10 @@ def parse_body(req: falcon.Request, model: type[M]) -> M:
         raise validation_error(exc) from None
 
 
-def int_param(req: falcon.Request, name: str, default: int, minimum: int, maximum: int | None = None) -> int:
+MAX_QUERY_INT = 2**31 - 1
+
+
+def int_param(req: falcon.Request, name: str, default: int, minimum: int, maximum: int = MAX_QUERY_INT) -> int:
     raw = req.get_param(name)
     if raw is None or raw == "":
         return default
@@ -67,7 +73,6 @@ def int_param(req: falcon.Request, name: str, default: int, minimum: int, maximu
         value = int(raw)
     except ValueError:
         raise ApiError(400, f"{name}: must be an integer", field=name) from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-        raise ApiError(400, f"{name}: must be {bounds}", field=name)
+    if value < minimum or value > maximum:
+        raise ApiError(400, f"{name}: must be between {minimum} and {maximum}", field=name)
     return value

@@ -191,6 +191,9 @@ class RuleUpdate(_RuleFields):
 
 
 class RegisterRequest(Spec):
+    # Passwords are taken exactly as typed: whitespace is part of them.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
     username: str
     email: str = Field(max_length=254)
     password: str = Field(min_length=8, max_length=1024)
@@ -211,5 +214,7 @@ class RegisterRequest(Spec):
 
 
 class LoginRequest(Spec):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
     email: str = Field(min_length=1, max_length=254)
     password: str = Field(min_length=1, max_length=1024)
