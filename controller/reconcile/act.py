@@ -73,8 +73,7 @@ class VmReconciler:
                                                                 row.sync_status == "synced")
             if upid:
                 self._resume(vm_id, upid)
-            listed = self.view.locate(desired.vmid)
-            observed = observe_vm(self.client, listed, full=not desired.deleting) if listed else None
+            observed = self._observe(desired)
             actions = plan(desired, observed, self.policy)
             if not actions:
                 assert observed is not None  # an empty plan means the VM exists and is ours
@@ -94,6 +93,20 @@ class VmReconciler:
         return Outcome(False, "not converged yet")
 
     # ---------------------------------------------------------------- helpers
+
+    def _observe(self, desired: DesiredVm) -> ObservedVm | None:
+        """Deep-read the VM where the listing says it is; if it moved meanwhile, look again once."""
+        for attempt in (1, 2):
+            listed = self.view.locate(desired.vmid)
+            if listed is None:
+                return None
+            try:
+                return observe_vm(self.client, listed, full=not desired.deleting)
+            except ProxmoxError as exc:
+                if attempt == 2 or "does not exist" not in exc.message:
+                    raise
+                self.view.invalidate()  # migrated or destroyed since the listing was taken
+        return None
 
     def _resume(self, vm_id: str, upid: str) -> None:
         """A task started before a restart: wait for it (its outcome shows in the next observation)."""
