@@ -84,8 +84,10 @@ class Reconciler:
         """Pick up spec changes written by another process (or missed nudges)."""
         with self.store.read() as session:
             ids = state.ids_needing_work(session)
-        for vm_id in ids:  # objects in backoff or waiting after an error stay parked (not_before)
-            self.nudge(vm_id, reset_backoff=False)
+            changed = set(state.ids_changed_since_error(session))
+        # Objects in backoff, or parked on an error, wait (not_before); a spec change since the error does not.
+        for vm_id in dict.fromkeys([*ids, *changed]):
+            self.nudge(vm_id, reset_backoff=vm_id in changed)
 
     def full_pass(self) -> None:
         """List the cluster once; queue what drifted, what is due a deep resync, and errors due a retry."""
@@ -181,16 +183,19 @@ class Reconciler:
 
     def _reconcile_one(self, vm_id: str) -> None:
         status = state.StatusWriter(self.store)
+        with self.store.read() as session:
+            # The spec generation this attempt starts from: an error is about this one (or a later one).
+            generation = state.spec_generation(session, vm_id)
         try:
             outcome = self.worker.run(vm_id)
         except Permanent as exc:
-            self._record_error(status, vm_id, str(exc))
+            self._record_error(status, vm_id, str(exc), generation)
             return
         except ProxmoxError as exc:
             if exc.transient:
                 self._retry_later(status, vm_id, exc.message)
             else:
-                self._record_error(status, vm_id, exc.message)
+                self._record_error(status, vm_id, exc.message, generation)
             return
         except Exception as exc:  # a bug must not kill the worker; it shows on the VM and in the log
             log.exception("reconcile_crashed", vm_id=vm_id)
@@ -210,26 +215,36 @@ class Reconciler:
         self._track.not_before[vm_id] = time.monotonic() + delay
         if message:
             log.info("reconcile_retry", vm_id=vm_id, error=message, retry_in=round(delay, 2))
-            with self.store.write() as session:
-                row = session.get(VirtualMachine, vm_id)
-                if row is not None:
+        with self.store.write() as session:
+            row = session.get(VirtualMachine, vm_id)
+            if row is not None:
+                row.error_generation = None  # retried with backoff, no longer parked on a permanent error
+                if message:
                     row.last_error = message
                     if row.sync_status not in ("deleting",):
                         row.sync_status = "pending"
         if not self.stopping.is_set():
             self.nudge(vm_id, reset_backoff=False)
 
-    def _record_error(self, status: state.StatusWriter, vm_id: str, message: str) -> None:
+    def _record_error(self, status: state.StatusWriter, vm_id: str, message: str, generation: int | None) -> None:
         log.warning("reconcile_error", vm_id=vm_id, error=message)
-        # No retry until the spec changes (a nudge clears this) or the slow periodic retry comes round.
-        self._track.not_before[vm_id] = time.monotonic() + self.settings.error_retry_seconds
         with self.store.write() as session:
             row = session.get(VirtualMachine, vm_id)
-            if row is not None:
-                row.last_error = message
-                row.error_generation = row.generation
-                if not row.deletion_requested:
-                    row.sync_status = "error"
+            if row is None:
+                return
+            row.last_error = message
+            # The generation the failed attempt started from: if the spec moved meanwhile, the new spec has not
+            # failed yet, and the database poll (or the nudge that came with the change) retries it at once.
+            row.error_generation = generation if generation is not None else row.generation
+            if not row.deletion_requested:
+                row.sync_status = "error"
+            spec_moved = row.generation != row.error_generation
+        with self._cond:
+            if spec_moved:
+                self._track.not_before.pop(vm_id, None)
+            else:
+                # No retry until the spec changes or the slow periodic retry comes round.
+                self._track.not_before[vm_id] = time.monotonic() + self.settings.error_retry_seconds
 
     def idle(self) -> bool:
         """True when nothing is queued or running (tests and shutdown use it)."""

@@ -74,6 +74,17 @@ def ids_needing_work(session: Session) -> list[str]:
     return list(session.scalars(query))
 
 
+def spec_generation(session: Session, vm_id: str) -> int | None:
+    return session.scalar(select(VirtualMachine.generation).where(VirtualMachine.id == vm_id))
+
+
+def ids_changed_since_error(session: Session) -> list[str]:
+    """VMs parked on a permanent error whose spec has changed since: the change deserves a prompt try."""
+    query = select(VirtualMachine.id).where(VirtualMachine.error_generation.is_not(None),
+                                            VirtualMachine.error_generation != VirtualMachine.generation)
+    return list(session.scalars(query))
+
+
 class StatusWriter:
     """Short transactions that record what the reconciler saw and did, and audit it."""
 

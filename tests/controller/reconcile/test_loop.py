@@ -90,6 +90,26 @@ def test_the_database_poll_retries_a_parked_vm_at_once_when_its_spec_changes(har
     assert harness.fake.vm(row.vmid).config["name"] == "web-3"
 
 
+@pytest.mark.fakepve(time_scale=0.01)
+def test_a_spec_change_made_while_an_attempt_fails_is_tried_at_once(harness):
+    """The failure belongs to the old spec: the change that arrived meanwhile must not wait for the slow retry."""
+    reconciler = harness.reconciler
+    reconciler.settings.error_retry_seconds = 60
+    vm_id = harness.create_vm()
+    vmid = harness.reconcile(vm_id).vmid
+    guest = harness.fake.vm(vmid)
+    guest.start_secs, guest.start_error = 50, "QEMU exited with code 1"  # fails after 0.5 s
+    reconciler.start()
+    harness.action(vm_id, "start")
+    reconciler.nudge(vm_id)
+    wait_for(lambda: harness.row(vm_id).last_upid, "the start task to be under way")
+    harness.action(vm_id, "stop")  # the owner gives up on starting it, while the start still runs
+    reconciler.nudge(vm_id)
+    row = wait_for(synced(harness, vm_id), "the stop to be reconciled", timeout=5)
+    assert row.status == "stopped" and row.power_state == "stopped"
+    assert guest.status == "stopped"
+
+
 def converge_fleet(harness: Any, count: int, first: int) -> list[str]:
     ids = [harness.create_vm(name=f"vm-{first + n}", power_state="running") for n in range(count)]
     for vm_id in ids:
