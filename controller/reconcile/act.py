@@ -218,29 +218,26 @@ class VmReconciler:
                     disk=disk_key, size_gb=size_gb)
         self.status.set_vm(ctx.desired.id, applied_disk_gb=size_gb)
 
-    def _power(self, ctx: Context, operation: str, call: Callable[[], str | None], **details: Any) -> None:
-        self._write(ctx, operation, call, **details)
-
     def _do_start(self, ctx: Context, completes_restart: bool = False) -> None:
-        self._power(ctx, "start", lambda: self.client.start(ctx.node, ctx.desired.vmid))
+        self._write(ctx, "start", lambda: self.client.start(ctx.node, ctx.desired.vmid))
         if completes_restart:
             self.status.set_vm(ctx.desired.id, restarts_done=ctx.restart_requests)
 
     def _do_shutdown(self, ctx: Context, timeout: int) -> None:
-        self._power(ctx, "shutdown", lambda: self.client.shutdown(ctx.node, ctx.desired.vmid, timeout,
+        self._write(ctx, "shutdown", lambda: self.client.shutdown(ctx.node, ctx.desired.vmid, timeout,
                                                                    force_stop=True), timeout=timeout)
 
     def _do_stop(self, ctx: Context) -> None:
-        self._power(ctx, "stop", lambda: self.client.stop(ctx.node, ctx.desired.vmid))
+        self._write(ctx, "stop", lambda: self.client.stop(ctx.node, ctx.desired.vmid))
 
     def _do_suspend(self, ctx: Context) -> None:
-        self._power(ctx, "suspend", lambda: self.client.suspend(ctx.node, ctx.desired.vmid))
+        self._write(ctx, "suspend", lambda: self.client.suspend(ctx.node, ctx.desired.vmid))
 
     def _do_resume(self, ctx: Context) -> None:
-        self._power(ctx, "resume", lambda: self.client.resume(ctx.node, ctx.desired.vmid))
+        self._write(ctx, "resume", lambda: self.client.resume(ctx.node, ctx.desired.vmid))
 
     def _do_reboot(self, ctx: Context, reason: str) -> None:
-        self._power(ctx, "reboot", lambda: self.client.reboot(ctx.node, ctx.desired.vmid), reason=reason)
+        self._write(ctx, "reboot", lambda: self.client.reboot(ctx.node, ctx.desired.vmid), reason=reason)
         if ctx.desired.restart_pending:
             self.status.set_vm(ctx.desired.id, restarts_done=ctx.restart_requests)
 

@@ -182,32 +182,31 @@ class Reconciler:
             self._free.release()
 
     def _reconcile_one(self, vm_id: str) -> None:
-        status = state.StatusWriter(self.store)
         with self.store.read() as session:
             # The spec generation this attempt starts from: an error is about this one (or a later one).
             generation = state.spec_generation(session, vm_id)
         try:
             outcome = self.worker.run(vm_id)
         except Permanent as exc:
-            self._record_error(status, vm_id, str(exc), generation)
+            self._record_error(vm_id, str(exc), generation)
             return
         except ProxmoxError as exc:
             if exc.transient:
-                self._retry_later(status, vm_id, exc.message)
+                self._retry_later(vm_id, exc.message)
             else:
-                self._record_error(status, vm_id, exc.message, generation)
+                self._record_error(vm_id, exc.message, generation)
             return
         except Exception as exc:  # a bug must not kill the worker; it shows on the VM and in the log
             log.exception("reconcile_crashed", vm_id=vm_id)
-            self._retry_later(status, vm_id, f"internal error: {exc}")
+            self._retry_later(vm_id, f"internal error: {exc}")
             return
         if outcome.converged:
             self._track.failures.pop(vm_id, None)
             self._track.not_before.pop(vm_id, None)
         elif not self.stopping.is_set():
-            self._retry_later(status, vm_id, None)
+            self._retry_later(vm_id, None)
 
-    def _retry_later(self, status: state.StatusWriter, vm_id: str, message: str | None) -> None:
+    def _retry_later(self, vm_id: str, message: str | None) -> None:
         failures = self._track.failures.get(vm_id, 0) + 1
         self._track.failures[vm_id] = failures
         delay = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** (failures - 1))
@@ -226,7 +225,7 @@ class Reconciler:
         if not self.stopping.is_set():
             self.nudge(vm_id, reset_backoff=False)
 
-    def _record_error(self, status: state.StatusWriter, vm_id: str, message: str, generation: int | None) -> None:
+    def _record_error(self, vm_id: str, message: str, generation: int | None) -> None:
         log.warning("reconcile_error", vm_id=vm_id, error=message)
         with self.store.write() as session:
             row = session.get(VirtualMachine, vm_id)

@@ -99,10 +99,6 @@ class StatusWriter:
         with self.store.write() as session:
             session.execute(update(VmSnapshot).where(VmSnapshot.id == snapshot_id).values(**values))
 
-    def set_rules(self, vm_id: str, **values: Any) -> None:
-        with self.store.write() as session:
-            session.execute(update(FirewallRule).where(FirewallRule.vm_id == vm_id).values(**values))
-
     def synced(self, vm: DesiredVm, observed: dict[str, Any], status: str | None, node: str | None,
                reboot_required: bool) -> bool:
         """Record convergence if the spec is still the generation this pass worked from."""
