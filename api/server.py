@@ -43,8 +43,10 @@ def _json_waitress_errors() -> None:
     waitress.utilities.Error.to_response = to_response
 
 
-class _Stop(Exception):
-    pass
+class _Stop(SystemExit):
+    """Raised in the main thread by SIGTERM/SIGINT. A SystemExit on purpose: waitress's event loop
+    swallows ordinary exceptions raised while it handles a connection (as a channel error) and
+    would keep serving; SystemExit it re-raises and then returns from `run()`."""
 
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
@@ -128,13 +130,14 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
         log.info("controller_running", database=store.engine.url.render_as_string())
     try:
         if server is not None:
-            server.run()
+            server.run()  # returns after a _Stop (waitress catches SystemExit and closes itself)
         else:
             while True:
                 time.sleep(3600)
     except _Stop:
-        log.info("shutting_down")
+        pass
     finally:
+        log.info("shutting_down")
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if server is not None:
