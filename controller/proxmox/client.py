@@ -205,6 +205,10 @@ class ProxmoxClient:
         data = _form({"snapname": name, "description": description})
         return _upid(self._call(lambda api: self._vm(api, node, vmid).snapshot.post(**data)))
 
+    def set_snapshot_description(self, node: str, vmid: int, name: str, description: str) -> None:
+        """PUT the snapshot's description (a config write, no task)."""
+        self._call(lambda api: self._vm(api, node, vmid).snapshot(name).config.put(description=description))
+
     def delete_snapshot(self, node: str, vmid: int, name: str) -> str | None:
         return _upid(self._call(lambda api: self._vm(api, node, vmid).snapshot(name).delete()))
 

@@ -28,7 +28,7 @@ MAX_ROUNDS = 12
 REPLAN_AFTER = {"create", "reassign_vmid", "migrate", "destroy", "forget_vm", "rule_add", "rule_move",
                 "rule_update", "rule_delete"}
 DRIFT_KINDS = {"update_config", "migrate", "start", "shutdown", "stop", "suspend", "resume", "rule_add",
-               "rule_move", "rule_update", "rule_delete", "firewall_enable", "snapshot_create"}
+               "rule_move", "rule_update", "rule_delete", "firewall_enable", "snapshot_create", "snapshot_describe"}
 
 
 class Permanent(Exception):
@@ -257,6 +257,12 @@ class VmReconciler:
         self._write(ctx, "snapshot_create", lambda: self.client.create_snapshot(ctx.node, ctx.desired.vmid, name,
                                                                                   text), snapshot=name)
         self.status.set_snapshot(snapshot_id, provisioned=True, sync_status="synced", last_error=None)
+
+    def _do_snapshot_describe(self, ctx: Context, snapshot_id: str, name: str, description: str | None) -> None:
+        text = snapshot_description(snapshot_id, description)
+        self._write(ctx, "snapshot_update", lambda: self.client.set_snapshot_description(
+            ctx.node, ctx.desired.vmid, name, text), snapshot=name)
+        self.status.set_snapshot(snapshot_id, sync_status="synced", last_error=None)
 
     def _do_snapshot_delete(self, ctx: Context, snapshot_id: str | None, name: str) -> None:
         self._write(ctx, "snapshot_delete", lambda: self.client.delete_snapshot(ctx.node, ctx.desired.vmid, name),

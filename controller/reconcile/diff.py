@@ -7,7 +7,7 @@ another node), and firewall rule edits one at a time (each shifts the positions 
 
 from __future__ import annotations
 
-from controller.proxmox.marks import rule_comment
+from controller.proxmox.marks import rule_comment, strip_mark
 from controller.reconcile.model import Action, DesiredRule, DesiredVm, ObservedRule, ObservedVm, Policy
 
 
@@ -100,6 +100,9 @@ def _plan_snapshots(desired: DesiredVm, observed: ObservedVm) -> list[Action]:
                 "message": f"a snapshot named {snapshot.name!r} exists in Proxmox and pvem did not create it"}))
         elif snapshot.rollback_pending:
             rollbacks.append(Action("snapshot_rollback", {"snapshot_id": snapshot.id, "name": snapshot.name}))
+        elif strip_mark(seen.description) != (snapshot.description or "").strip():
+            others.append(Action("snapshot_describe", {"snapshot_id": snapshot.id, "name": snapshot.name,
+                                                       "description": snapshot.description}))
     for seen in observed.snapshots:
         if seen.mark is not None and seen.mark not in wanted_ids:
             others.append(Action("snapshot_delete", {"snapshot_id": None, "name": seen.name}))

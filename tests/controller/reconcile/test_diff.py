@@ -77,7 +77,7 @@ def test_plan(desired, observed, policy, expected):
 
 
 SNAP = DesiredSnapshot(id="snap-uuid", name="baseline", description="before")
-MINE = ObservedSnapshot(name="baseline", description="pvem:id=snap-uuid", mark="snap-uuid")
+MINE = ObservedSnapshot(name="baseline", description="before\n\npvem:id=snap-uuid", mark="snap-uuid")
 
 
 @pytest.mark.parametrize(("snapshots", "observed", "expected"), [
@@ -90,6 +90,12 @@ MINE = ObservedSnapshot(name="baseline", description="pvem:id=snap-uuid", mark="
                  id="same name, not pvem's: conflict"),
     pytest.param((), (replace(MINE, mark=None),), [], id="leaves unmarked snapshots alone"),
     pytest.param((), (MINE,), ["snapshot_delete"], id="removes its own orphans"),
+    pytest.param((replace(SNAP, description="after"),), (MINE,), ["snapshot_describe"],
+                 id="sets a changed description"),
+    pytest.param((SNAP,), (replace(MINE, description="edited by hand\npvem:id=snap-uuid"),), ["snapshot_describe"],
+                 id="corrects description drift"),
+    pytest.param((replace(SNAP, description=None),), (replace(MINE, description="pvem:id=snap-uuid"),), [],
+                 id="no description is in sync with the bare mark"),
 ])
 def test_snapshots(snapshots, observed, expected):
     assert kinds(plan(replace(VM, snapshots=snapshots), replace(SEEN, snapshots=observed), POLICY)) == expected
