@@ -19,6 +19,7 @@ from api.resources.audit import AuditLogs
 from api.resources.auth import Login, Me, Register
 from api.resources.firewall import RuleItem, VmRules
 from api.resources.health import Health, ReadinessCheck, Ready
+from api.resources.manifests import ManifestApply, ManifestExport
 from api.resources.snapshots import SnapshotCollection, SnapshotItem, SnapshotRollback
 from api.resources.stats import StatsHistory, SystemStats
 from api.resources.vms import VmAction, VmCollection, VmItem
@@ -78,6 +79,8 @@ def create_app(
         ("/vms/{vm_id}/snapshots/{snapshot_id}/rollback", SnapshotRollback(store, nudge)),
         ("/vms/{vm_id}/firewall", VmRules(store, nudge)),
         ("/firewall/{rule_id}", RuleItem(store, nudge)),
+        ("/manifests", ManifestApply(store, settings.proxmox, settings.manifests, nudge)),
+        ("/manifests/export", ManifestExport(store)),
         ("/stats/system", SystemStats(store)),
         ("/stats/system/history", StatsHistory(store)),
         ("/audit-logs", AuditLogs(store)),

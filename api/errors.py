@@ -61,8 +61,10 @@ def handle_domain_error(req: falcon.Request, resp: falcon.Response, exc: domain.
     if isinstance(exc, domain.Throttled):
         headers["Retry-After"] = str(exc.retry_after)
     extra: dict[str, Any] = {}
-    if isinstance(exc, domain.Invalid) and exc.field:
-        extra["field"] = exc.field
+    if isinstance(exc, domain.Invalid):
+        if exc.field:
+            extra["field"] = exc.field
+        extra.update(exc.extra)
     raise ApiError(status, exc.message, headers=headers, **extra)
 
 

@@ -75,11 +75,14 @@ def _operation(path: str, method: str, op: Op, refs: dict[Any, Any], public: boo
     if parameters:
         operation["parameters"] = parameters
     if op.request is not None:
+        schema = refs[(op.request, "validation")]
         operation["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": refs[(op.request, "validation")]}}}
+            media: {"schema": schema} for media in op.request_types}}
     success: dict[str, Any] = {"description": _DESCRIPTIONS.get(op.status, "OK")}
     if op.response is not None:
-        success["content"] = {"application/json": {"schema": refs[(op.response, "serialization")]}}
+        schema = refs[(op.response, "serialization")]
+        success["content"] = {media: {"schema": schema if "json" in media else {"type": "string"}}
+                              for media in op.response_types}
     operation["responses"][str(op.status)] = success
     error_ref = refs[(ErrorOut, "serialization")]
     for code in sorted({*op.errors, *(() if public else (401,))}):

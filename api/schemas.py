@@ -57,6 +57,9 @@ class VmOut(BaseModel):
     reboot_required: bool = Field(description="Proxmox holds changes that apply at the next reboot.")
     observed: dict[str, Any] = Field(description="The last deep observation (node, sizes, pending keys, "
                                                  "snapshots and rules pvem does not manage).")
+    labels: dict[str, str] = Field(description="Free-form labels (filter with ?label_selector=k=v).")
+    apply_set: str | None = Field(description="The manifest apply set that created the VM; null when it "
+                                              "was created through the REST API.")
 
 
 class SnapshotOut(BaseModel):
@@ -150,6 +153,7 @@ def vm_dict(vm: VirtualMachine) -> dict[str, Any]:
         "last_error": vm.last_error, "last_synced_at": timestamp(vm.last_synced_at),
         "restart_pending": vm.restart_requests > vm.restarts_done,
         "reboot_required": vm.reboot_required, "observed": vm.observed or {},
+        "labels": vm.labels or {}, "apply_set": vm.apply_set,
     }
 
 

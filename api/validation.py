@@ -12,24 +12,13 @@ import falcon
 from pydantic import BaseModel, ValidationError
 
 from api.errors import ApiError
+from controller.specs import error_messages, parse_label_selector
 
 M = TypeVar("M", bound=BaseModel)
 
-_FRIENDLY = {
-    "extra_forbidden": "unknown field",
-    "missing": "field required",
-}
-
-
-def _describe(error: Any) -> dict[str, str]:
-    field = ".".join(str(part) for part in error.get("loc", ())) or "body"
-    message = _FRIENDLY.get(error.get("type", ""), error.get("msg", "invalid value"))
-    message = message.removeprefix("Value error, ")
-    return {"field": field, "message": message}
-
-
 def validation_error(exc: ValidationError, prefix: str = "") -> ApiError:
-    problems = [_describe(error) for error in exc.errors()]
+    problems = [{"field": ".".join(str(part) for part in loc) or "body", "message": message}
+                for loc, message in error_messages(exc)]
     for problem in problems:
         problem["field"] = f"{prefix}{problem['field']}"
     first = problems[0]
@@ -76,3 +65,14 @@ def int_param(req: falcon.Request, name: str, default: int, minimum: int, maximu
     if value < minimum or value > maximum:
         raise ApiError(400, f"{name}: must be between {minimum} and {maximum}", field=name)
     return value
+
+
+def label_selector_param(req: falcon.Request) -> dict[str, str] | None:
+    """`?label_selector=tier=web,env=prod` as a dict, or None when absent."""
+    raw = req.get_param("label_selector")
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return parse_label_selector(raw)
+    except ValueError as exc:
+        raise ApiError(400, f"label_selector: {exc}", field="label_selector") from None

@@ -102,6 +102,15 @@ class StatsSettings(_Section):
     retention_minutes: int = Field(1440, ge=1)
 
 
+class ManifestSettings(_Section):
+    """Bounds on one `POST /api/manifests` request (its size is bounded by server.max_body_bytes)."""
+
+    max_documents: int = Field(500, ge=1)
+    max_depth: int = Field(32, ge=4, le=1000)
+    max_aliases: int = Field(100, ge=0)
+    max_nodes: int = Field(100_000, ge=100)
+
+
 class LoggingSettings(_Section):
     # auto: readable console lines on a terminal, JSON otherwise.
     format: Literal["json", "console", "auto"] = "auto"
@@ -134,6 +143,7 @@ class Settings(BaseSettings):
     proxmox: ProxmoxSettings = Field(default_factory=ProxmoxSettings)
     controller: ControllerSettings = Field(default_factory=ControllerSettings)
     stats: StatsSettings = Field(default_factory=StatsSettings)
+    manifests: ManifestSettings = Field(default_factory=ManifestSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @classmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DomainError(Exception):
     """Base: `message` is shown to the client as is."""
@@ -28,11 +30,13 @@ class Unauthorized(DomainError):
 
 
 class Invalid(DomainError):
-    """A request that is well-formed but not acceptable; `field` names the culprit."""
+    """A request that is well-formed but not acceptable; `field` names the culprit, `extra` adds
+    machine-readable detail to the error body (e.g. a manifest's document index)."""
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: str, field: str | None = None, **extra: Any) -> None:
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
+        self.extra = extra
 
 
 class Throttled(DomainError):

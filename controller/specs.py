@@ -10,7 +10,7 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 PowerState = Literal["running", "stopped", "paused"]
 PowerAction = Literal["start", "stop", "restart", "pause", "unpause"]
@@ -21,6 +21,23 @@ _NODE_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _SNAPSHOT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{1,39}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$")
+# Kubernetes' label syntax: an optional DNS-subdomain prefix and `/`, then a name of up to 63 characters.
+_LABEL_NAME = r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_KEY = re.compile(rf"^(?:[a-z0-9](?:[-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}$")
+_LABEL_VALUE = re.compile(rf"^(?:{_LABEL_NAME})?$")
+MAX_LABELS = 64
+
+
+_FRIENDLY = {"extra_forbidden": "unknown field", "missing": "field required"}
+
+
+def error_messages(exc: ValidationError) -> list[tuple[tuple[str | int, ...], str]]:
+    """pydantic's errors as (location, message) in words for people ("unknown field", not "extra_forbidden")."""
+    found = []
+    for error in exc.errors():
+        message = _FRIENDLY.get(error.get("type", ""), error.get("msg", "invalid value"))
+        found.append((tuple(error.get("loc", ())), message.removeprefix("Value error, ")))
+    return found
 
 
 class Spec(BaseModel):
@@ -45,7 +62,33 @@ def check_node_name(value: str) -> str:
     return value
 
 
+def check_labels(labels: dict[str, str]) -> dict[str, str]:
+    if len(labels) > MAX_LABELS:
+        raise ValueError(f"at most {MAX_LABELS} labels")
+    for key, value in labels.items():
+        if not _LABEL_KEY.match(key):
+            raise ValueError(f"label key {key!r} is not valid: an optional DNS prefix and '/', then 1 to 63 "
+                             "letters, digits, '-', '_' or '.', starting and ending with a letter or digit")
+        if not _LABEL_VALUE.match(value):
+            raise ValueError(f"label {key!r} has an invalid value {value!r}: up to 63 letters, digits, '-', '_' "
+                             "or '.', starting and ending with a letter or digit (or empty)")
+    return labels
+
+
+def parse_label_selector(text: str) -> dict[str, str]:
+    """`tier=web,env=prod` -> {"tier": "web", "env": "prod"} (equality only, every pair must match)."""
+    selector: dict[str, str] = {}
+    for part in filter(None, (piece.strip() for piece in text.split(","))):
+        key, sep, value = part.partition("=")
+        key, value = key.strip(), value.strip().removeprefix("=")  # `k==v` is accepted as `k=v`
+        if not sep or not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value):
+            raise ValueError(f"{part!r} is not a label requirement; expected key=value[,key=value...]")
+        selector[key] = value
+    return selector
+
+
 VmName = Annotated[str, StringConstraints(min_length=1)]
+Labels = Annotated[dict[str, str], AfterValidator(check_labels)]
 Cores = Annotated[int, Field(ge=1, le=512, strict=True)]
 MemoryMb = Annotated[int, Field(ge=16, le=4_194_304, strict=True)]
 DiskGb = Annotated[int, Field(ge=1, le=65_536, strict=True)]
@@ -58,6 +101,7 @@ class VmCreate(Spec):
     disk_gb: DiskGb = 10
     node: str | None = None
     power_state: PowerState = "stopped"
+    labels: Labels = Field(default_factory=dict, description="Free-form key/value labels, filterable.")
     owner_id: str | None = Field(None, description="Admins only: create the VM for this user.")
 
     @field_validator("name")
@@ -71,20 +115,14 @@ class VmCreate(Spec):
         return None if value is None else check_node_name(value)
 
 
-class VmUpdate(Spec):
-    name: VmName | None = None
+class VmSettable(Spec):
+    """The VM fields an update may set; omitted ones are left alone. Shared by PUT and manifests."""
+
     cpu_cores: Cores | None = None
     memory_mb: MemoryMb | None = None
     disk_gb: DiskGb | None = None
     node: str | None = None
     power_state: PowerState | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str | None) -> str | None:
-        if value is None:
-            raise ValueError("must not be null")
-        return check_vm_name(value)
 
     @field_validator("node", "cpu_cores", "memory_mb", "disk_gb", "power_state")
     @classmethod
@@ -97,6 +135,25 @@ class VmUpdate(Spec):
     @classmethod
     def _node(cls, value: str) -> str:
         return check_node_name(value)
+
+
+class VmUpdate(VmSettable):
+    name: VmName | None = None
+    labels: Labels | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is None:
+            raise ValueError("must not be null")
+        return check_vm_name(value)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
 
 
 class VmActionRequest(Spec):
@@ -157,7 +214,9 @@ class _RuleFields(Spec):
         return check_address(value)
 
 
-class RuleCreate(_RuleFields):
+class RuleSpec(_RuleFields):
+    """One firewall rule's desired fields; a manifest's `firewall` list holds these, in order."""
+
     direction: Direction
     action: RuleAction
     protocol: str | None = None
@@ -166,6 +225,9 @@ class RuleCreate(_RuleFields):
     destination: str | None = None
     enabled: Annotated[bool, Field(strict=True)] = True
     comment: str | None = Field(None, max_length=200)
+
+
+class RuleCreate(RuleSpec):
     position: Annotated[int, Field(ge=0, strict=True)] | None = Field(
         None, description="Insert at this 0-based position; default: append."
     )

@@ -19,7 +19,7 @@ from controller.specs import VmCreate, VmUpdate
 from controller.store.models import DeletedVm, User, VirtualMachine, utcnow
 
 RESOURCE = "virtual_machine"
-SPEC_FIELDS = ("name", "cpu_cores", "memory_mb", "disk_gb", "node", "power_state")
+SPEC_FIELDS = ("name", "cpu_cores", "memory_mb", "disk_gb", "node", "power_state", "labels")
 # action -> (desired power state required first or None, resulting desired power state or None)
 ACTIONS: dict[str, tuple[tuple[str, ...] | None, str | None]] = {
     "start": (None, "running"),
@@ -35,9 +35,20 @@ def visible(query: Any, actor: Actor) -> Any:
     return query if actor.is_admin else query.where(VirtualMachine.owner_id == actor.user_id)
 
 
-def list_vms(session: Session, actor: Actor) -> list[VirtualMachine]:
+def list_vms(session: Session, actor: Actor, name: str | None = None,
+             labels: dict[str, str] | None = None) -> list[VirtualMachine]:
+    """The VMs the actor may see, oldest first; `labels` keeps those carrying every given label."""
     query = visible(select(VirtualMachine), actor).order_by(VirtualMachine.created_at, VirtualMachine.vmid)
-    return list(session.scalars(query))
+    if name is not None:
+        query = query.where(VirtualMachine.name == name)
+    found = list(session.scalars(query))
+    return [vm for vm in found if matches_labels(vm, labels)] if labels else found
+
+
+def matches_labels(vm: VirtualMachine, selector: dict[str, str] | None) -> bool:
+    # Filtered in Python: label JSON is not portably indexable, and a user's VM count is small.
+    vm_labels = vm.labels or {}
+    return all(vm_labels.get(key) == value for key, value in (selector or {}).items())
 
 
 def get_vm(session: Session, actor: Actor, vm_id: str) -> VirtualMachine:
@@ -101,6 +112,16 @@ def create_vm(
         owner_id = spec.owner_id
     if owner_id is None:
         raise Invalid("an owner is required", field="owner_id")
+    vm = insert_vm(session, owner_id, spec, (vmid_min, vmid_max), default_node)
+    audit.record(session, actor, "create_vm", RESOURCE, vm.id,
+                 {"vm_name": vm.name, "vmid": vm.vmid, "node": vm.node, "spec": spec_of(vm)},
+                 owner_id=vm.owner_id)
+    return vm
+
+
+def insert_vm(session: Session, owner_id: str, spec: VmCreate, vmid_range: tuple[int, int],
+              default_node: str | None, apply_set: str | None = None) -> VirtualMachine:
+    """The new VM's row with a reserved vmid (no audit: the caller records what it did)."""
     node = spec.node or default_node
     if not node:
         raise Invalid("is required (no proxmox.default_node is configured)", field="node")
@@ -109,46 +130,60 @@ def create_vm(
     now = utcnow()
     vm = VirtualMachine(
         owner_id=owner_id, name=spec.name, node=node, cpu_cores=spec.cpu_cores, memory_mb=spec.memory_mb,
-        disk_gb=spec.disk_gb, power_state=spec.power_state, generation=1, observed_generation=0,
-        sync_status="pending", status="unknown", created_at=now, updated_at=now,
+        disk_gb=spec.disk_gb, power_state=spec.power_state, labels=dict(spec.labels), apply_set=apply_set,
+        generation=1, observed_generation=0, sync_status="pending", status="unknown", created_at=now,
+        updated_at=now,
     )
     # SQLite serialises writers (BEGIN IMMEDIATE); on PostgreSQL the unique index arbitrates and we retry.
     for _attempt in range(VMID_ATTEMPTS):
-        vm.vmid = next_vmid(session, vmid_min, vmid_max)
+        vm.vmid = next_vmid(session, *vmid_range)
         try:
             with session.begin_nested():
                 session.add(vm)
                 session.flush()
-            break
+            return vm
         except IntegrityError:
             _check_name_free(session, owner_id, spec.name)
-    else:
-        raise Conflict("could not reserve a vmid; try again")
-    audit.record(session, actor, "create_vm", RESOURCE, vm.id,
-                 {"vm_name": vm.name, "vmid": vm.vmid, "node": vm.node, "spec": spec_of(vm)},
-                 owner_id=vm.owner_id)
-    return vm
+    raise Conflict("could not reserve a vmid; try again")
 
 
 def spec_of(vm: VirtualMachine) -> dict[str, Any]:
     return {field: getattr(vm, field) for field in SPEC_FIELDS}
 
 
+def check_disk_growth(vm: VirtualMachine, disk_gb: int) -> None:
+    if disk_gb < vm.disk_gb:
+        raise Invalid(f"cannot shrink the disk from {vm.disk_gb} GB to {disk_gb} GB (Proxmox disks only grow)",
+                      field="disk_gb")
+
+
+def field_changes(vm: VirtualMachine, requested: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{field: {"old", "new"}} for the requested values that differ from the VM's spec."""
+    return {key: {"old": getattr(vm, key), "new": value}
+            for key, value in requested.items() if getattr(vm, key) != value}
+
+
+def apply_changes(session: Session, vm: VirtualMachine, changes: dict[str, dict[str, Any]]) -> None:
+    """Writes spec changes (already validated) and bumps the generation when a Proxmox-facing field moved."""
+    if "name" in changes:
+        _check_name_free(session, vm.owner_id, changes["name"]["new"], exclude_id=vm.id)
+    for key, change in changes.items():
+        setattr(vm, key, change["new"])
+    if set(changes) - {"labels"}:
+        mark_changed(vm)
+    else:
+        vm.updated_at = utcnow()  # labels are pvem's own metadata: Proxmox has nothing to converge
+
+
 def update_vm(session: Session, actor: Actor, vm_id: str, update: VmUpdate) -> VirtualMachine:
     vm = get_live_vm(session, actor, vm_id)
     requested = update.model_dump(exclude_unset=True)
-    if "disk_gb" in requested and requested["disk_gb"] < vm.disk_gb:
-        raise Invalid(f"cannot shrink the disk from {vm.disk_gb} GB to {requested['disk_gb']} GB "
-                      "(Proxmox disks only grow)", field="disk_gb")
-    changes = {key: {"old": getattr(vm, key), "new": value}
-               for key, value in requested.items() if getattr(vm, key) != value}
+    if "disk_gb" in requested:
+        check_disk_growth(vm, requested["disk_gb"])
+    changes = field_changes(vm, requested)
     if not changes:
         return vm
-    if "name" in changes:
-        _check_name_free(session, vm.owner_id, requested["name"], exclude_id=vm.id)
-    for key, change in changes.items():
-        setattr(vm, key, change["new"])
-    mark_changed(vm)
+    apply_changes(session, vm, changes)
     audit.record(session, actor, "update_vm", RESOURCE, vm.id, {"vm_name": vm.name, "changes": changes},
                  owner_id=vm.owner_id)
     return vm

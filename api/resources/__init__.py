@@ -19,3 +19,5 @@ class Op:
     enveloped: bool = True
     errors: tuple[int, ...] = (400, 401, 404)
     query: dict[str, str] = field(default_factory=dict)
+    request_types: tuple[str, ...] = ("application/json",)
+    response_types: tuple[str, ...] = ("application/json",)

@@ -8,7 +8,7 @@ import falcon
 
 from api.resources import Op
 from api.schemas import DeletedOut, Envelope, VmOut, envelope, vm_dict
-from api.validation import parse_body
+from api.validation import label_selector_param, parse_body
 from controller import vms
 from controller.config import ProxmoxSettings
 from controller.specs import VmActionRequest, VmCreate, VmUpdate
@@ -19,7 +19,9 @@ Nudge = Callable[[str], None]
 
 class VmCollection:
     docs = {
-        "GET": Op("List the caller's VMs (admins: all)", Envelope[list[VmOut]]),
+        "GET": Op("List the caller's VMs (admins: all)", Envelope[list[VmOut]],
+                  query={"name": "only the VM(s) with this name",
+                         "label_selector": "k=v[,k2=v2...]: only VMs carrying every one of these labels"}),
         "POST": Op("Create a VM (desired state)", Envelope[VmOut], VmCreate, status=201,
                    errors=(400, 401, 403, 409)),
     }
@@ -28,8 +30,10 @@ class VmCollection:
         self.store, self.proxmox, self.nudge = store, proxmox, nudge
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        name, selector = req.get_param("name"), label_selector_param(req)
         with self.store.read() as session:
-            resp.media = envelope([vm_dict(vm) for vm in vms.list_vms(session, req.context.actor)])
+            found = vms.list_vms(session, req.context.actor, name=name, labels=selector)
+            resp.media = envelope([vm_dict(vm) for vm in found])
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         spec = parse_body(req, VmCreate)

@@ -89,6 +89,10 @@ class VirtualMachine(Base):
     memory_mb: Mapped[int] = mapped_column(Integer)
     disk_gb: Mapped[int] = mapped_column(Integer)
     power_state: Mapped[str] = mapped_column(String(16), default="stopped")
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The manifest apply set that created the VM (None: created through the REST API). Only VMs of a
+    # set are pruned by an apply of that set.
+    apply_set: Mapped[str | None] = mapped_column(String(63), default=None, index=True)
     restart_requests: Mapped[int] = mapped_column(Integer, default=0)  # one-shot: honoured once each
     deletion_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     generation: Mapped[int] = mapped_column(Integer, default=1)

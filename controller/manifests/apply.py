@@ -1,0 +1,139 @@
+"""Server-side apply: validate, plan and write a set of manifests in the caller's single transaction.
+
+`apply_manifests` is what `POST /api/manifests` calls. It writes nothing on a dry run, nothing at all
+when any document is invalid (the caller's transaction rolls back), and nothing for objects already
+as declared: no generation bump, no audit record. Each changed object gets one audit record naming
+the apply set.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from controller import audit, firewall
+from controller.actor import Actor
+from controller.errors import Invalid
+from controller.manifests.model import VmManifest
+from controller.manifests.plan import PlannedObject, plan
+from controller.specs import RuleSpec
+from controller.store.models import FirewallRule, VirtualMachine, VmSnapshot, utcnow
+from controller.vms import RESOURCE, insert_vm, mark_changed
+
+_APPLY_SET = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+
+
+def check_apply_set(name: str | None, prune: bool) -> str | None:
+    if name is not None and not _APPLY_SET.match(name):
+        raise Invalid("must be 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or "
+                      "digit", field="apply_set")
+    if prune and name is None:
+        raise Invalid("prune needs an apply_set: only VMs created by that apply set are ever pruned",
+                      field="prune")
+    return name
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    apply_set: str | None = None
+    prune: bool = False
+    dry_run: bool = False
+    vmid_range: tuple[int, int] = (100, 999_999)
+    default_node: str | None = None
+
+
+@dataclass
+class ApplyResult:
+    objects: list[PlannedObject]
+    options: ApplyOptions
+    changed_vm_ids: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, int]:
+        counts = dict.fromkeys(("create", "update", "delete", "unchanged"), 0)
+        for item in self.objects:
+            counts[item.action] += 1
+        return counts
+
+    def message(self) -> str:
+        counts = self.summary()
+        if self.options.dry_run:
+            return (f"Dry run: {counts['create']} to create, {counts['update']} to update, "
+                    f"{counts['delete']} to delete, {counts['unchanged']} unchanged")
+        return (f"Applied: {counts['create']} created, {counts['update']} updated, {counts['delete']} deleted, "
+                f"{counts['unchanged']} unchanged")
+
+    def as_dict(self) -> dict[str, Any]:
+        summary = self.summary()
+        return {"dry_run": self.options.dry_run, "apply_set": self.options.apply_set, "prune": self.options.prune,
+                "changed": summary["unchanged"] != len(self.objects), "summary": summary,
+                "objects": [item.as_dict() for item in self.objects]}
+
+
+def apply_manifests(session: Session, actor: Actor, manifests: list[VmManifest],
+                    options: ApplyOptions) -> ApplyResult:
+    if actor.user_id is None:
+        raise Invalid("manifests are applied on behalf of a user")
+    objects = plan(session, actor.user_id, manifests, options.apply_set, options.prune, options.default_node)
+    result = ApplyResult(objects, options)
+    if options.dry_run:
+        return result
+    for item in objects:
+        if item.action == "unchanged":
+            continue
+        vm = _write(session, actor.user_id, item, options)
+        audit.record(session, actor, f"{item.action}_vm", RESOURCE, vm.id,
+                     {"vm_name": vm.name, "vmid": vm.vmid, "via": "manifest", "apply_set": options.apply_set,
+                      "document": item.document, "changes": [change.as_dict() for change in item.changes]},
+                     owner_id=vm.owner_id)
+        result.changed_vm_ids.append(vm.id)
+    return result
+
+
+def _write(session: Session, owner_id: str, item: PlannedObject, options: ApplyOptions) -> VirtualMachine:
+    if item.action == "create":
+        assert item.create_spec is not None
+        vm = insert_vm(session, owner_id, item.create_spec, options.vmid_range, options.default_node,
+                       apply_set=options.apply_set)
+        item.vm = vm
+    else:
+        assert item.vm is not None
+        vm = item.vm
+    if item.action == "delete":
+        vm.deletion_requested = True
+        mark_changed(vm)
+        vm.sync_status = "deleting"
+        return vm
+
+    now = utcnow()
+    for key, value in item.fields.items():
+        setattr(vm, key, value)
+    for snapshot in item.snapshots_new:
+        session.add(VmSnapshot(vm_id=vm.id, name=snapshot.name, description=snapshot.description, created_at=now,
+                               updated_at=now, sync_status="pending"))
+    for snapshot_row, description in item.snapshot_descriptions:
+        snapshot_row.description, snapshot_row.sync_status, snapshot_row.updated_at = description, "pending", now
+    for snapshot_row in item.snapshots_gone:
+        snapshot_row.deletion_requested, snapshot_row.sync_status, snapshot_row.updated_at = True, "deleting", now
+    for rule_row, rule in item.rules_rewritten:
+        _set_rule(rule_row, rule, now)
+    for rule_row in item.rules_gone:
+        session.delete(rule_row)
+    for position, rule in item.rules_new:
+        session.add(_set_rule(FirewallRule(vm_id=vm.id, position=position, created_at=now), rule, now))
+    if item.action == "update":
+        if item.touches_proxmox:
+            mark_changed(vm)
+        else:
+            vm.updated_at = now
+    session.flush()
+    return vm
+
+
+def _set_rule(row: FirewallRule, rule: RuleSpec, now: Any) -> FirewallRule:
+    for key in firewall.SPEC_FIELDS:
+        setattr(row, key, getattr(rule, key))
+    row.sync_status, row.updated_at = "pending", now
+    return row

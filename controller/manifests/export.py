@@ -1,0 +1,61 @@
+"""Export: the caller's VMs as `pvem/v1` manifest documents that apply back as a no-op.
+
+Every managed field is written out (snapshots and firewall lists always, even empty), so applying an
+export reproduces the desired state exactly; VMs being deleted are left out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from controller.manifests.model import API_VERSION
+from controller.manifests.plan import KIND, compact, rule_values, snapshot_values
+from controller.store.models import FirewallRule, VirtualMachine, VmSnapshot
+from controller.vms import matches_labels
+
+
+def export_documents(session: Session, owner_id: str, apply_set: str | None = None,
+                     labels: dict[str, str] | None = None, name: str | None = None) -> list[dict[str, Any]]:
+    query = select(VirtualMachine).where(VirtualMachine.owner_id == owner_id,
+                                         VirtualMachine.deletion_requested.is_(False)).order_by(VirtualMachine.name)
+    if apply_set is not None:
+        query = query.where(VirtualMachine.apply_set == apply_set)
+    if name is not None:
+        query = query.where(VirtualMachine.name == name)
+    found = [vm for vm in session.scalars(query) if matches_labels(vm, labels)]
+    ids = [vm.id for vm in found]
+    snapshots: dict[str, list[VmSnapshot]] = {vm_id: [] for vm_id in ids}
+    rules: dict[str, list[FirewallRule]] = {vm_id: [] for vm_id in ids}
+    if ids:
+        for snapshot in session.scalars(select(VmSnapshot).where(VmSnapshot.vm_id.in_(ids))
+                                        .order_by(VmSnapshot.created_at, VmSnapshot.name)):
+            if not snapshot.deletion_requested:
+                snapshots[snapshot.vm_id].append(snapshot)
+        for rule in session.scalars(select(FirewallRule).where(FirewallRule.vm_id.in_(ids))
+                                    .order_by(FirewallRule.position, FirewallRule.created_at)):
+            rules[rule.vm_id].append(rule)
+    return [_document(vm, snapshots[vm.id], rules[vm.id]) for vm in found]
+
+
+def _document(vm: VirtualMachine, snapshots: list[VmSnapshot], rules: list[FirewallRule]) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": vm.name, "labels": dict(vm.labels or {})},
+        "spec": {
+            "node": vm.node, "cpu_cores": vm.cpu_cores, "memory_mb": vm.memory_mb, "disk_gb": vm.disk_gb,
+            "power_state": vm.power_state,
+            "snapshots": [snapshot_values(snapshot.name, snapshot.description) for snapshot in snapshots],
+            "firewall": [compact(rule_values(rule)) for rule in rules],
+        },
+    }
+
+
+def to_yaml(documents: list[dict[str, Any]]) -> str:
+    """Multi-document YAML; PyYAML quotes strings that would read back as another type ("on", "1.0")."""
+    return yaml.safe_dump_all(documents, sort_keys=False, default_flow_style=False, allow_unicode=True,
+                              explicit_start=True, width=120)

@@ -1,0 +1,193 @@
+"""The apply plan: what a set of manifests would change, object by object, field by field.
+
+Planning only reads. Each object gets an action (`create | update | delete | unchanged`) and a list
+of `Change(field, old, new)`; the write-side details (which snapshot rows to add, which rules to
+rewrite) ride along for `apply.execute`, so a dry run and a real apply compute the very same plan.
+Firewall rules are compared by position: rule i of the manifest is rule i of the VM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from controller import firewall, vms
+from controller.errors import Conflict, Invalid
+from controller.manifests.model import ManifestInvalid, Problem, VmManifest
+from controller.specs import RuleSpec, SnapshotCreate, VmCreate
+from controller.store.models import FirewallRule, VirtualMachine, VmSnapshot
+
+Action = Literal["create", "update", "delete", "unchanged"]
+KIND = "VirtualMachine"
+
+
+@dataclass(frozen=True)
+class Change:
+    field: str
+    old: Any
+    new: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "old": self.old, "new": self.new}
+
+
+@dataclass
+class PlannedObject:
+    name: str
+    action: Action
+    document: int | None
+    vm: VirtualMachine | None = None
+    changes: list[Change] = field(default_factory=list)
+    # write-side details for apply.execute
+    create_spec: VmCreate | None = None
+    fields: dict[str, Any] = field(default_factory=dict)  # VM column -> new value
+    snapshots_new: list[SnapshotCreate] = field(default_factory=list)
+    snapshots_gone: list[VmSnapshot] = field(default_factory=list)
+    snapshot_descriptions: list[tuple[VmSnapshot, str | None]] = field(default_factory=list)
+    rules_new: list[tuple[int, RuleSpec]] = field(default_factory=list)
+    rules_rewritten: list[tuple[FirewallRule, RuleSpec]] = field(default_factory=list)
+    rules_gone: list[FirewallRule] = field(default_factory=list)
+
+    @property
+    def touches_proxmox(self) -> bool:
+        """Anything but labels (pvem's own metadata) changes what the reconciler must converge."""
+        return any(change.field != "metadata.labels" for change in self.changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        vm = self.vm
+        return {"kind": KIND, "name": self.name, "action": self.action, "document": self.document,
+                "id": vm.id if vm is not None else None, "vmid": vm.vmid if vm is not None else None,
+                "changes": [change.as_dict() for change in self.changes]}
+
+
+def rule_values(rule: FirewallRule | RuleSpec) -> dict[str, Any]:
+    return {key: getattr(rule, key) for key in firewall.SPEC_FIELDS}
+
+
+def compact(values: dict[str, Any]) -> dict[str, Any]:
+    """A rule or snapshot as a person would write it: unset (None) fields left out."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def snapshot_values(name: str, description: str | None) -> dict[str, Any]:
+    return compact({"name": name, "description": description})
+
+
+def plan(session: Session, owner_id: str, manifests: list[VmManifest], apply_set: str | None = None,
+         prune: bool = False, default_node: str | None = None) -> list[PlannedObject]:
+    """The plan for `manifests` applied by `owner_id`; with `prune`, also the deletions of the apply set's
+    VMs no longer listed. Raises ManifestInvalid (all problems) or Conflict; writes nothing."""
+    existing = {vm.name: vm for vm in session.scalars(
+        select(VirtualMachine).where(VirtualMachine.owner_id == owner_id))}
+    problems: list[Problem] = []
+    planned: list[PlannedObject] = []
+    for manifest in manifests:
+        vm = existing.get(manifest.name)
+        if vm is None:
+            planned.append(_plan_create(manifest, default_node, problems))
+        elif vm.deletion_requested:
+            raise Conflict(f"document {manifest.document} ({manifest.name}): the virtual machine is still being "
+                           "deleted; apply again once it is gone")
+        else:
+            planned.append(_plan_update(session, vm, manifest, problems))
+    if problems:
+        raise ManifestInvalid(problems)
+    if prune:
+        listed = {manifest.name for manifest in manifests}
+        for vm in sorted(existing.values(), key=lambda vm: vm.name):
+            if vm.apply_set == apply_set and not vm.deletion_requested and vm.name not in listed:
+                planned.append(PlannedObject(vm.name, "delete", None, vm=vm))
+    return planned
+
+
+def _plan_create(manifest: VmManifest, default_node: str | None, problems: list[Problem]) -> PlannedObject:
+    spec = manifest.spec
+    values = spec.model_dump(exclude_unset=True, exclude={"snapshots", "firewall"})
+    create = VmCreate(name=manifest.name, labels=manifest.labels or {}, **values)
+    node = create.node or default_node
+    if node is None:
+        problems.append(Problem(manifest.document, "spec.node",
+                                "field required (no proxmox.default_node is configured)", manifest.name))
+    create = create.model_copy(update={"node": node})
+    changes = [Change("metadata.labels", None, create.labels)] if create.labels else []
+    changes += [Change(f"spec.{key}", None, getattr(create, key))
+                for key in ("node", "cpu_cores", "memory_mb", "disk_gb", "power_state")]
+    snapshots = spec.snapshots or []
+    rules = spec.firewall or []
+    changes += [Change(f"spec.snapshots[{snap.name}]", None, snapshot_values(snap.name, snap.description))
+                for snap in snapshots]
+    changes += [Change(f"spec.firewall[{index}]", None, compact(rule_values(rule))) for index, rule in enumerate(rules)]
+    return PlannedObject(manifest.name, "create", manifest.document, changes=changes, create_spec=create,
+                         snapshots_new=list(snapshots), rules_new=list(enumerate(rules)))
+
+
+def _plan_update(session: Session, vm: VirtualMachine, manifest: VmManifest,
+                 problems: list[Problem]) -> PlannedObject:
+    item = PlannedObject(manifest.name, "unchanged", manifest.document, vm=vm)
+    requested = manifest.spec.model_dump(exclude_unset=True, exclude={"snapshots", "firewall"})
+    if manifest.labels is not None:
+        requested["labels"] = manifest.labels
+    if "disk_gb" in requested:
+        try:
+            vms.check_disk_growth(vm, requested["disk_gb"])
+        except Invalid as exc:
+            problems.append(Problem(manifest.document, "spec.disk_gb",
+                                    exc.message.removeprefix("disk_gb: "), manifest.name))
+            requested.pop("disk_gb")
+    for key, change in vms.field_changes(vm, requested).items():
+        item.fields[key] = change["new"]
+        item.changes.append(Change("metadata.labels" if key == "labels" else f"spec.{key}",
+                                   change["old"], change["new"]))
+    if manifest.spec.snapshots is not None:
+        _plan_snapshots(session, vm, manifest, item)
+    if manifest.spec.firewall is not None:
+        _plan_rules(session, vm, manifest.spec.firewall, item)
+    if item.changes:
+        item.action = "update"
+    return item
+
+
+def _plan_snapshots(session: Session, vm: VirtualMachine, manifest: VmManifest, item: PlannedObject) -> None:
+    rows = list(session.scalars(select(VmSnapshot).where(VmSnapshot.vm_id == vm.id)
+                                .order_by(VmSnapshot.created_at, VmSnapshot.name)))
+    current = {row.name: row for row in rows if not row.deletion_requested}
+    leaving = {row.name for row in rows if row.deletion_requested}
+    wanted = {snap.name: snap for snap in manifest.spec.snapshots or ()}
+    for name, snap in wanted.items():
+        row = current.get(name)
+        if row is None:
+            if name in leaving:
+                raise Conflict(f"document {manifest.document} ({manifest.name}): snapshot {name!r} is still being "
+                               "deleted; apply again once it is gone")
+            item.snapshots_new.append(snap)
+            item.changes.append(Change(f"spec.snapshots[{name}]", None, snapshot_values(name, snap.description)))
+        elif row.description != snap.description:
+            item.snapshot_descriptions.append((row, snap.description))
+            item.changes.append(Change(f"spec.snapshots[{name}].description", row.description, snap.description))
+    for name, row in current.items():
+        if name not in wanted:
+            item.snapshots_gone.append(row)
+            item.changes.append(Change(f"spec.snapshots[{name}]", snapshot_values(name, row.description), None))
+
+
+def _plan_rules(session: Session, vm: VirtualMachine, wanted: list[RuleSpec], item: PlannedObject) -> None:
+    rows = list(session.scalars(select(FirewallRule).where(FirewallRule.vm_id == vm.id)
+                                .order_by(FirewallRule.position, FirewallRule.created_at)))
+    for index in range(max(len(rows), len(wanted))):
+        row = rows[index] if index < len(rows) else None
+        rule = wanted[index] if index < len(wanted) else None
+        if row is None and rule is not None:
+            item.rules_new.append((index, rule))
+            item.changes.append(Change(f"spec.firewall[{index}]", None, compact(rule_values(rule))))
+        elif rule is None and row is not None:
+            item.rules_gone.append(row)
+            item.changes.append(Change(f"spec.firewall[{index}]", compact(rule_values(row)), None))
+        elif row is not None and rule is not None:
+            old, new = rule_values(row), rule_values(rule)
+            if old != new:
+                item.rules_rewritten.append((row, rule))
+                item.changes += [Change(f"spec.firewall[{index}].{key}", old[key], new[key])
+                                 for key in firewall.SPEC_FIELDS if old[key] != new[key]]

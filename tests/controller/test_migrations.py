@@ -1,0 +1,20 @@
+"""The Alembic migrations build exactly the schema the models describe (no forgotten migration)."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from controller.store import Store
+from controller.store.models import Base
+
+
+def test_migrations_match_the_models(tmp_path):
+    store = Store(f"sqlite:///{tmp_path}/fresh.db")
+    try:
+        store.upgrade()
+        with store.engine.connect() as connection:
+            differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    finally:
+        store.dispose()
+    assert differences == []
