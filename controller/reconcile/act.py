@@ -155,8 +155,16 @@ class VmReconciler:
         handler = getattr(self, f"_do_{action.kind}")
         handler(ctx, **action.params)
 
+    def _require_node(self, node: str) -> None:
+        # Proxmox answers a request for an unknown node with a lookup failure that looks transient;
+        # a typo in desired state should be an error the user sees, not an endless retry.
+        if not self.view.has_node(node):
+            known = ", ".join(self.view.node_names()) or "none"
+            raise Permanent(f"node {node!r} is not in the Proxmox cluster (nodes: {known})")
+
     def _do_create(self, ctx: Context, recreate: bool = False) -> None:
         vm = ctx.desired
+        self._require_node(vm.node)
         if recreate:
             self.status.audit("vm_missing", vm.id, ctx.owner_id, {"vm_name": vm.name, "vmid": vm.vmid,
                                                                    "policy": "recreate"})
@@ -202,6 +210,7 @@ class VmReconciler:
 
     def _do_migrate(self, ctx: Context, target: str, online: bool) -> None:
         vm = ctx.desired
+        self._require_node(target)
         self._write(ctx, "migrate", lambda: self.client.migrate(ctx.node, vm.vmid, target, online,
                                                                  with_local_disks=online),
                     target=target, online=online)

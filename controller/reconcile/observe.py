@@ -21,12 +21,31 @@ MANAGED_KEYS = ("name", "cores", "memory")
 class ClusterView:
     """The last bulk `GET /cluster/resources?type=vm`, shared by workers for at most `max_age` seconds."""
 
+    NODES_MAX_AGE = 60.0  # nodes join and leave rarely; only creates and migrations ask
+
     def __init__(self, client: ProxmoxClient, max_age: float = 1.0) -> None:
         self.client = client
         self.max_age = max_age
         self._vms: dict[int, ListedVm] = {}
         self._taken_at = float("-inf")
+        self._nodes: set[str] = set()
+        self._nodes_taken_at = float("-inf")
         self._lock = threading.Lock()
+
+    def has_node(self, name: str) -> bool:
+        """Whether the cluster has this node; an unknown name is confirmed with a fresh node listing."""
+        with self._lock:
+            fresh = time.monotonic() - self._nodes_taken_at <= self.NODES_MAX_AGE
+            if fresh and name in self._nodes:
+                return True
+        nodes = {str(item["node"]) for item in self.client.list_nodes() if item.get("node")}
+        with self._lock:
+            self._nodes, self._nodes_taken_at = nodes, time.monotonic()
+        return name in nodes
+
+    def node_names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._nodes)
 
     def refresh(self) -> dict[int, ListedVm]:
         listed = self.client.list_vms()

@@ -256,3 +256,12 @@ def test_a_permanent_400_is_shown_and_not_retried_in_a_hot_loop(harness):
         time.sleep(0.02)
     assert_converged(harness, vm_id)
     assert harness.fake.vm(vmid).config["name"] == "web-3"
+
+
+def test_an_unknown_node_is_an_error_until_the_spec_names_a_real_one(harness):
+    vm_id = harness.create_vm(node="pve9")
+    row = harness.reconcile(vm_id)
+    assert_parked(row, "node 'pve9' is not in the Proxmox cluster (nodes: pve1)")
+    harness.update_vm(vm_id, node="pve1")
+    harness.reconcile(vm_id)
+    assert assert_converged(harness, vm_id).node == "pve1"
