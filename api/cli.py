@@ -1,18 +1,47 @@
-"""`pvem`: the one console script. Server commands now (serve, db); client commands come with manifests.
+"""`pvem`: the one console script. Server commands (serve, api, controller, db) and client commands
+(login, logout, apply, diff, get, describe, delete, export; in `api/client/`).
 
-Exit codes: 0 success, 1 the command failed, 2 bad usage or configuration.
+Server commands exit 0 on success, 1 when the command failed, 2 on bad usage or configuration.
+Client commands: 0 success / no differences; 1 `diff` found differences or an object failed to
+converge under --wait; 2 usage or input error (bad flags, unreadable file, invalid YAML, manifest
+rejected as invalid); 3 the request could not be completed (unreachable, not logged in, token
+rejected, 403/404/409/5xx); 4 --wait timed out; 130 interrupted. Errors are one `pvem: ` line.
+
+Kept import-light: the server stack (falcon, SQLAlchemy, waitress) loads only for server commands.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, NoReturn
 
-from api.app import pvem_version
+CLIENT_COMMANDS = ("login", "logout", "apply", "diff", "get", "describe", "delete", "export")
+
+
+def pvem_version() -> str:
+    try:
+        return version("pvem")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Client subcommands report usage errors as one `pvem: ` line (exit 2); the rest as argparse does."""
+
+    def __init__(self, *args: Any, one_line_errors: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.one_line_errors = one_line_errors
+
+    def error(self, message: str) -> NoReturn:
+        if not self.one_line_errors:
+            super().error(message)
+        self.exit(2, f"pvem: {self.prog.removeprefix('pvem ')}: {message} (see `{self.prog} --help`)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pvem", description="Declarative controller for Proxmox VE.")
+    parser = _Parser(prog="pvem", description="Declarative controller for Proxmox VE.")
     parser.add_argument("--version", action="version", version=f"pvem {pvem_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -32,11 +61,91 @@ def _parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     db_commands.add_parser("upgrade", help="apply pending migrations")
     db_commands.add_parser("current", help="print the schema revision")
+
+    _client_commands(commands)
     return parser
 
 
+def _timeout(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < seconds <= 86400:
+        raise argparse.ArgumentTypeError("must be more than 0 and at most 86400 seconds")
+    return seconds
+
+
+def _client_commands(commands: Any) -> None:
+    common = _Parser(add_help=False)
+    common.add_argument("--server", metavar="URL",
+                        help="pvem API (default: $PVEM_SERVER, then the stored login, then http://127.0.0.1:8080)")
+    common.add_argument("--token", metavar="TOKEN", help="API token (default: $PVEM_TOKEN, then the stored login)")
+
+    def client(name: str, text: str, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+        parsed: argparse.ArgumentParser = commands.add_parser(name, help=text, description=text, parents=parents,
+                                                              one_line_errors=True)
+        return parsed
+
+    def files(sub: argparse.ArgumentParser, verb: str) -> None:
+        sub.add_argument("-f", "--filename", metavar="PATH", action="append", required=True,
+                         help=f"manifest file, directory (*.yaml, *.yml, *.json) or - for stdin, to {verb}; repeatable")
+
+    def waiting(sub: argparse.ArgumentParser, until: str) -> None:
+        sub.add_argument("--wait", action="store_true", help=f"wait until {until}, showing progress")
+        sub.add_argument("--timeout", type=_timeout, default=300.0, metavar="S",
+                         help="give up waiting after S seconds (default 300; exit 4)")
+
+    login = client("login", "log in and store the token (0600) in the user's config directory", [common])
+    login.add_argument("--email", help="(default: asked)")
+    login.add_argument("--password-stdin", action="store_true", help="read the password from stdin's first line")
+    client("logout", "forget the stored login", [])
+
+    for name, text in (("apply", "create and update VMs to match manifests (server-side apply)"),
+                       ("diff", "show what apply would change (exit 1 when something would)")):
+        sub = client(name, text, [common])
+        files(sub, name)
+        sub.add_argument("--apply-set", metavar="NAME", help="record the VMs created as members of this apply set")
+        sub.add_argument("--prune", action="store_true",
+                         help="delete this apply set's VMs that the manifests no longer list (needs --apply-set)")
+        sub.add_argument("-v", "--verbose", action="store_true", help="list unchanged objects too")
+        if name == "apply":
+            sub.add_argument("--dry-run", action="store_true", help="only print the plan")
+            waiting(sub, "every object is synced (or gone)")
+
+    get = client("get", "list VMs, or show one", [common])
+    get.add_argument("resource", choices=("vms", "vm"), help="what to get")
+    get.add_argument("name", nargs="?", help="one VM by name")
+    get.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
+    get.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector k=v[,k2=v2]")
+
+    describe = client("describe", "a VM's spec, status, last error, snapshots, firewall and recent audit", [common])
+    describe.add_argument("resource", choices=("vm", "vms"), help="what to describe")
+    describe.add_argument("name", help="the VM's name")
+
+    delete = client("delete", "delete the VMs named in manifests (names not found are skipped)", [common])
+    files(delete, "delete")
+    waiting(delete, "they are gone")
+
+    export = client("export", "print your VMs as manifests (apply them back for no changes)", [common])
+    export.add_argument("--apply-set", metavar="NAME", help="only this apply set's VMs")
+    export.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector k=v[,k2=v2]")
+    export.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        message = f"unrecognized arguments: {' '.join(extra)}"
+        if args.command not in CLIENT_COMMANDS:
+            parser.error(message)
+        print(f"pvem: {args.command}: {message} (see `pvem {args.command} --help`)", file=sys.stderr)
+        return 2
+    if args.command in CLIENT_COMMANDS:
+        from api.client.commands import run
+
+        return run(args)
     if args.command in ("serve", "api", "controller"):
         from api.server import serve
 
