@@ -28,7 +28,9 @@ _LABEL_VALUE = re.compile(rf"^(?:{_LABEL_NAME})?$")
 MAX_LABELS = 64
 
 
-_FRIENDLY = {"extra_forbidden": "unknown field", "missing": "field required"}
+_FRIENDLY = {"extra_forbidden": "unknown field", "missing": "field required",
+             "model_type": "Input should be a valid dictionary", "model_attributes_type": "Input should be a "
+             "valid dictionary"}
 
 
 def error_messages(exc: ValidationError) -> list[tuple[tuple[str | int, ...], str]]:

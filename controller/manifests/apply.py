@@ -27,7 +27,7 @@ _APPLY_SET = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
 
 
 def check_apply_set(name: str | None, prune: bool) -> str | None:
-    if name is not None and not _APPLY_SET.match(name):
+    if name is not None and not _APPLY_SET.fullmatch(name):  # fullmatch: `$` would let "web\n" in
         raise Invalid("must be 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or "
                       "digit", field="apply_set")
     if prune and name is None:

@@ -55,7 +55,20 @@ def _document(vm: VirtualMachine, snapshots: list[VmSnapshot], rules: list[Firew
     }
 
 
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper, except that strings holding a Unicode line break (NEL, LS, PS) are double-quoted, where they
+    are escaped: PyYAML writes them raw otherwise, and a raw NEL reads back as a folded line break (a space)."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = '"' if any(char in value for char in "\x85\u2028\u2029") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
 def to_yaml(documents: list[dict[str, Any]]) -> str:
     """Multi-document YAML; PyYAML quotes strings that would read back as another type ("on", "1.0")."""
-    return yaml.safe_dump_all(documents, sort_keys=False, default_flow_style=False, allow_unicode=True,
-                              explicit_start=True, width=120)
+    return yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True,
+                         explicit_start=True, width=120)

@@ -163,4 +163,5 @@ def validate_documents(documents: list[RawDocument]) -> list[VmManifest]:
 
 
 def _kind_of(value: Any) -> str:
-    return {list: "a list", str: "a string", type(None): "null"}.get(type(value), type(value).__name__)
+    kinds = {list: "a list", str: "a string", type(None): "null", bool: "a boolean", int: "a number", float: "a number"}
+    return kinds.get(type(value), type(value).__name__)
