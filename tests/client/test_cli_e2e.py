@@ -251,6 +251,14 @@ def test_apply_wait_follows_the_fake_proxmox_until_synced(cli):
     assert vm["cpu_cores"] == 3 and vm["sync_status"] == "synced" and vm["observed_generation"] == vm["generation"]
 
 
+def test_wait_ends_with_exit_1_and_the_error_when_an_object_fails(cli):
+    (cli.cwd / "typo.yaml").write_text(WEB.split("---")[0].replace("node: pve1", "node: pve9"))
+    result = cli.authed("apply", "-f", "typo.yaml", "--wait", "--timeout", "60")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "node 'pve9' is not in the Proxmox cluster" in one_line_error(result)
+    assert cli.vms()["web-1"]["sync_status"] == "error"
+
+
 def test_wait_timing_out_is_exit_4(cli):
     result = cli.authed("apply", "-f", "web.yaml", "--wait", "--timeout", "0.001")
     assert result.returncode == 4
