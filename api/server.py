@@ -162,6 +162,7 @@ def _announce(address: str, runtime: Runtime) -> None:
             f"{{\"email\": \"{DEMO_ADMIN[0]}\", \"password\": \"{DEMO_ADMIN[1]}\"}}",
             f"  e.g.  curl -s {address}/api/auth/login -H 'Content-Type: application/json' "
             f"-d '{{\"email\":\"{DEMO_ADMIN[0]}\",\"password\":\"{DEMO_ADMIN[1]}\"}}'",
+            f"  CLI:  pvem login --server {address}   then   pvem apply -f manifests/web-tier.yaml --wait",
         ]
     lines.append(f"  API document: {address}/api/openapi.json   (Ctrl-C to stop)")
     print("\n".join(lines), flush=True)
