@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.manifests.model import API_VERSION
-from controller.manifests.plan import KIND, compact, rule_values, snapshot_values
+from controller.manifests.plan import KIND, Children, compact, rule_values, snapshot_values
 from controller.store.models import FirewallRule, VirtualMachine, VmSnapshot
 from controller.vms import matches_labels
 
@@ -27,18 +27,9 @@ def export_documents(session: Session, owner_id: str, apply_set: str | None = No
     if name is not None:
         query = query.where(VirtualMachine.name == name)
     found = [vm for vm in session.scalars(query) if matches_labels(vm, labels)]
-    ids = [vm.id for vm in found]
-    snapshots: dict[str, list[VmSnapshot]] = {vm_id: [] for vm_id in ids}
-    rules: dict[str, list[FirewallRule]] = {vm_id: [] for vm_id in ids}
-    if ids:
-        for snapshot in session.scalars(select(VmSnapshot).where(VmSnapshot.vm_id.in_(ids))
-                                        .order_by(VmSnapshot.created_at, VmSnapshot.name)):
-            if not snapshot.deletion_requested:
-                snapshots[snapshot.vm_id].append(snapshot)
-        for rule in session.scalars(select(FirewallRule).where(FirewallRule.vm_id.in_(ids))
-                                    .order_by(FirewallRule.position, FirewallRule.created_at)):
-            rules[rule.vm_id].append(rule)
-    return [_document(vm, snapshots[vm.id], rules[vm.id]) for vm in found]
+    children = Children.load(session, [vm.id for vm in found])
+    return [_document(vm, [snap for snap in children.snapshots[vm.id] if not snap.deletion_requested],
+                      children.rules[vm.id]) for vm in found]
 
 
 def _document(vm: VirtualMachine, snapshots: list[VmSnapshot], rules: list[FirewallRule]) -> dict[str, Any]:

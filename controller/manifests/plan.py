@@ -82,6 +82,7 @@ def plan(session: Session, owner_id: str, manifests: list[VmManifest], apply_set
     VMs no longer listed. Raises ManifestInvalid (all problems) or Conflict; writes nothing."""
     existing = {vm.name: vm for vm in session.scalars(
         select(VirtualMachine).where(VirtualMachine.owner_id == owner_id))}
+    children = Children.load(session, [existing[m.name].id for m in manifests if m.name in existing])
     problems: list[Problem] = []
     planned: list[PlannedObject] = []
     for manifest in manifests:
@@ -92,7 +93,7 @@ def plan(session: Session, owner_id: str, manifests: list[VmManifest], apply_set
             raise Conflict(f"document {manifest.document} ({manifest.name}): the virtual machine is still being "
                            "deleted; apply again once it is gone")
         else:
-            planned.append(_plan_update(session, vm, manifest, problems))
+            planned.append(_plan_update(vm, manifest, children, problems))
     if problems:
         raise ManifestInvalid(problems)
     if prune:
@@ -101,6 +102,26 @@ def plan(session: Session, owner_id: str, manifests: list[VmManifest], apply_set
             if vm.apply_set == apply_set and not vm.deletion_requested and vm.name not in listed:
                 planned.append(PlannedObject(vm.name, "delete", None, vm=vm))
     return planned
+
+
+@dataclass
+class Children:
+    """The snapshots and rules of the VMs a plan looks at, read in two queries (not two per VM)."""
+
+    snapshots: dict[str, list[VmSnapshot]]
+    rules: dict[str, list[FirewallRule]]
+
+    @classmethod
+    def load(cls, session: Session, vm_ids: list[str]) -> Children:
+        children = cls({vm_id: [] for vm_id in vm_ids}, {vm_id: [] for vm_id in vm_ids})
+        if vm_ids:
+            for snapshot in session.scalars(select(VmSnapshot).where(VmSnapshot.vm_id.in_(vm_ids))
+                                            .order_by(VmSnapshot.created_at, VmSnapshot.name)):
+                children.snapshots[snapshot.vm_id].append(snapshot)
+            for rule in session.scalars(select(FirewallRule).where(FirewallRule.vm_id.in_(vm_ids))
+                                        .order_by(FirewallRule.position, FirewallRule.created_at)):
+                children.rules[rule.vm_id].append(rule)
+        return children
 
 
 def _plan_create(manifest: VmManifest, default_node: str | None, problems: list[Problem]) -> PlannedObject:
@@ -124,7 +145,7 @@ def _plan_create(manifest: VmManifest, default_node: str | None, problems: list[
                          snapshots_new=list(snapshots), rules_new=list(enumerate(rules)))
 
 
-def _plan_update(session: Session, vm: VirtualMachine, manifest: VmManifest,
+def _plan_update(vm: VirtualMachine, manifest: VmManifest, children: Children,
                  problems: list[Problem]) -> PlannedObject:
     item = PlannedObject(manifest.name, "unchanged", manifest.document, vm=vm)
     requested = manifest.spec.model_dump(exclude_unset=True, exclude={"snapshots", "firewall"})
@@ -142,17 +163,15 @@ def _plan_update(session: Session, vm: VirtualMachine, manifest: VmManifest,
         item.changes.append(Change("metadata.labels" if key == "labels" else f"spec.{key}",
                                    change["old"], change["new"]))
     if manifest.spec.snapshots is not None:
-        _plan_snapshots(session, vm, manifest, item)
+        _plan_snapshots(children.snapshots[vm.id], manifest, item)
     if manifest.spec.firewall is not None:
-        _plan_rules(session, vm, manifest.spec.firewall, item)
+        _plan_rules(children.rules[vm.id], manifest.spec.firewall, item)
     if item.changes:
         item.action = "update"
     return item
 
 
-def _plan_snapshots(session: Session, vm: VirtualMachine, manifest: VmManifest, item: PlannedObject) -> None:
-    rows = list(session.scalars(select(VmSnapshot).where(VmSnapshot.vm_id == vm.id)
-                                .order_by(VmSnapshot.created_at, VmSnapshot.name)))
+def _plan_snapshots(rows: list[VmSnapshot], manifest: VmManifest, item: PlannedObject) -> None:
     current = {row.name: row for row in rows if not row.deletion_requested}
     leaving = {row.name for row in rows if row.deletion_requested}
     wanted = {snap.name: snap for snap in manifest.spec.snapshots or ()}
@@ -173,9 +192,7 @@ def _plan_snapshots(session: Session, vm: VirtualMachine, manifest: VmManifest, 
             item.changes.append(Change(f"spec.snapshots[{name}]", snapshot_values(name, row.description), None))
 
 
-def _plan_rules(session: Session, vm: VirtualMachine, wanted: list[RuleSpec], item: PlannedObject) -> None:
-    rows = list(session.scalars(select(FirewallRule).where(FirewallRule.vm_id == vm.id)
-                                .order_by(FirewallRule.position, FirewallRule.created_at)))
+def _plan_rules(rows: list[FirewallRule], wanted: list[RuleSpec], item: PlannedObject) -> None:
     for index in range(max(len(rows), len(wanted))):
         row = rows[index] if index < len(rows) else None
         rule = wanted[index] if index < len(wanted) else None
