@@ -6,7 +6,6 @@ The app holds no state of its own beyond what is injected, so API processes can 
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import falcon
@@ -23,18 +22,12 @@ from api.resources.manifests import ManifestApply, ManifestExport
 from api.resources.snapshots import SnapshotCollection, SnapshotItem, SnapshotRollback
 from api.resources.stats import StatsHistory, SystemStats
 from api.resources.vms import VmAction, VmCollection, VmItem
+from api.version import pvem_version
 from controller.config import Settings
 from controller.store import Store
 from controller.users import Passwords
 
 PREFIX = "/api"
-
-
-def pvem_version() -> str:
-    try:
-        return version("pvem")
-    except PackageNotFoundError:
-        return "0.0.0"
 
 
 class OpenApiDocument:

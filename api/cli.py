@@ -14,17 +14,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any, NoReturn
 
+from api.version import pvem_version
+
 CLIENT_COMMANDS = ("login", "logout", "apply", "diff", "get", "describe", "delete", "export")
-
-
-def pvem_version() -> str:
-    try:
-        return version("pvem")
-    except PackageNotFoundError:
-        return "0.0.0"
 
 
 class _Parser(argparse.ArgumentParser):

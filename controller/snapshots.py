@@ -28,15 +28,25 @@ def _get(session: Session, vm_id: str, snapshot_id: str) -> VmSnapshot:
     return snapshot
 
 
+def new_snapshot(vm_id: str, spec: SnapshotCreate) -> VmSnapshot:
+    """A snapshot row waiting to be taken (the caller bumps the VM's generation)."""
+    now = utcnow()
+    return VmSnapshot(vm_id=vm_id, name=spec.name, description=spec.description, created_at=now, updated_at=now,
+                      sync_status="pending")
+
+
+def mark_for_deletion(snapshot: VmSnapshot) -> None:
+    """The finalizer mark: the reconciler deletes it in Proxmox, then drops the row (caller bumps the VM)."""
+    snapshot.deletion_requested, snapshot.sync_status, snapshot.updated_at = True, "deleting", utcnow()
+
+
 def create_snapshot(session: Session, actor: Actor, vm_id: str, spec: SnapshotCreate) -> VmSnapshot:
     vm = get_live_vm(session, actor, vm_id)
     existing = session.scalar(select(VmSnapshot).where(VmSnapshot.vm_id == vm.id, VmSnapshot.name == spec.name))
     if existing is not None:
         state = " and is being deleted" if existing.deletion_requested else ""
         raise Conflict(f"a snapshot named {spec.name!r} already exists on this virtual machine{state}")
-    now = utcnow()
-    snapshot = VmSnapshot(vm_id=vm.id, name=spec.name, description=spec.description, created_at=now,
-                          updated_at=now, sync_status="pending")
+    snapshot = new_snapshot(vm.id, spec)
     session.add(snapshot)
     mark_changed(vm)
     session.flush()
@@ -50,9 +60,7 @@ def request_deletion(session: Session, actor: Actor, vm_id: str, snapshot_id: st
     snapshot = _get(session, vm.id, snapshot_id)
     if snapshot.deletion_requested:
         return snapshot
-    snapshot.deletion_requested = True
-    snapshot.sync_status = "deleting"
-    snapshot.updated_at = utcnow()
+    mark_for_deletion(snapshot)
     mark_changed(vm)
     audit.record(session, actor, "delete_snapshot", RESOURCE, snapshot.id,
                  {"vm_id": vm.id, "vm_name": vm.name, "snapshot_name": snapshot.name}, owner_id=vm.owner_id)

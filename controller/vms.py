@@ -75,6 +75,13 @@ def mark_changed(vm: VirtualMachine) -> None:
         vm.sync_status = "pending"
 
 
+def mark_for_deletion(vm: VirtualMachine) -> None:
+    """The finalizer mark: the reconciler destroys the Proxmox VM, then drops the row."""
+    vm.deletion_requested = True
+    mark_changed(vm)
+    vm.sync_status = "deleting"
+
+
 def _check_name_free(session: Session, owner_id: str, name: str, exclude_id: str | None = None) -> None:
     query = select(VirtualMachine.id).where(VirtualMachine.owner_id == owner_id, VirtualMachine.name == name)
     if exclude_id:
@@ -221,9 +228,7 @@ def request_deletion(session: Session, actor: Actor, vm_id: str) -> VirtualMachi
     vm = get_vm(session, actor, vm_id)
     if vm.deletion_requested:
         return vm
-    vm.deletion_requested = True
-    mark_changed(vm)
-    vm.sync_status = "deleting"
+    mark_for_deletion(vm)
     audit.record(session, actor, "delete_vm", RESOURCE, vm.id, {"vm_name": vm.name, "vmid": vm.vmid},
                  owner_id=vm.owner_id)
     return vm

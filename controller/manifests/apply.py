@@ -14,14 +14,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from controller import audit, firewall
+from controller import audit, firewall, snapshots, vms
 from controller.actor import Actor
 from controller.errors import Invalid
 from controller.manifests.model import VmManifest
 from controller.manifests.plan import PlannedObject, plan
 from controller.specs import RuleSpec
-from controller.store.models import FirewallRule, VirtualMachine, VmSnapshot, utcnow
-from controller.vms import RESOURCE, insert_vm, mark_changed
+from controller.store.models import FirewallRule, VirtualMachine, utcnow
 
 _APPLY_SET = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
 
@@ -84,7 +83,7 @@ def apply_manifests(session: Session, actor: Actor, manifests: list[VmManifest],
         if item.action == "unchanged":
             continue
         vm = _write(session, actor.user_id, item, options)
-        audit.record(session, actor, f"{item.action}_vm", RESOURCE, vm.id,
+        audit.record(session, actor, f"{item.action}_vm", vms.RESOURCE, vm.id,
                      {"vm_name": vm.name, "vmid": vm.vmid, "via": "manifest", "apply_set": options.apply_set,
                       "document": item.document, "changes": [change.as_dict() for change in item.changes]},
                      owner_id=vm.owner_id)
@@ -95,28 +94,25 @@ def apply_manifests(session: Session, actor: Actor, manifests: list[VmManifest],
 def _write(session: Session, owner_id: str, item: PlannedObject, options: ApplyOptions) -> VirtualMachine:
     if item.action == "create":
         assert item.create_spec is not None
-        vm = insert_vm(session, owner_id, item.create_spec, options.vmid_range, options.default_node,
+        vm = vms.insert_vm(session, owner_id, item.create_spec, options.vmid_range, options.default_node,
                        apply_set=options.apply_set)
         item.vm = vm
     else:
         assert item.vm is not None
         vm = item.vm
     if item.action == "delete":
-        vm.deletion_requested = True
-        mark_changed(vm)
-        vm.sync_status = "deleting"
+        vms.mark_for_deletion(vm)
         return vm
 
     now = utcnow()
     for key, value in item.fields.items():
         setattr(vm, key, value)
     for snapshot in item.snapshots_new:
-        session.add(VmSnapshot(vm_id=vm.id, name=snapshot.name, description=snapshot.description, created_at=now,
-                               updated_at=now, sync_status="pending"))
+        session.add(snapshots.new_snapshot(vm.id, snapshot))
     for snapshot_row, description in item.snapshot_descriptions:
         snapshot_row.description, snapshot_row.sync_status, snapshot_row.updated_at = description, "pending", now
     for snapshot_row in item.snapshots_gone:
-        snapshot_row.deletion_requested, snapshot_row.sync_status, snapshot_row.updated_at = True, "deleting", now
+        snapshots.mark_for_deletion(snapshot_row)
     for rule_row, rule in item.rules_rewritten:
         _set_rule(rule_row, rule, now)
     for rule_row in item.rules_gone:
@@ -125,7 +121,7 @@ def _write(session: Session, owner_id: str, item: PlannedObject, options: ApplyO
         session.add(_set_rule(FirewallRule(vm_id=vm.id, position=position, created_at=now), rule, now))
     if item.action == "update":
         if item.touches_proxmox:
-            mark_changed(vm)
+            vms.mark_changed(vm)
         else:
             vm.updated_at = now
     session.flush()
