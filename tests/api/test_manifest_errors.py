@@ -365,7 +365,8 @@ def test_aliases_within_the_limits_apply_as_their_expansion(api, user_token):
     assert_envelope(post(api, user_token, text.split("---")[0]))
     vm = vms(api, user_token)["a-1"]
     assert vm["labels"] == {"tier": "web"}
-    assert rule_specs(api, user_token, vm["id"]) == [{"direction": "inbound", "action": "accept", "protocol": "tcp", "port": 22}] * 2
+    ssh = {"direction": "inbound", "action": "accept", "protocol": "tcp", "port": 22}
+    assert rule_specs(api, user_token, vm["id"]) == [ssh] * 2
 
 
 @pytest.mark.parametrize("media", ["yaml", "json"])
