@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from controller import audit
 from controller.actor import SYSTEM, Actor
-from controller.errors import Conflict, Forbidden, Unauthorized
+from controller.errors import Conflict, Forbidden, Invalid, Unauthorized
 from controller.specs import RegisterRequest
 from controller.store import Store
 from controller.store.models import User, utcnow
@@ -35,6 +35,7 @@ from controller.throttle import DbLoginThrottle
 
 BAD_CREDENTIALS = "invalid email or password"
 DISABLED = "this account is disabled"
+MAX_EMAIL = 254
 QUOTA_FIELDS = ("max_vms", "max_cpu_cores", "max_memory_mb", "max_disk_gb")
 
 
@@ -87,6 +88,8 @@ def register(
     if not allow:
         raise Forbidden("registration is closed on this server")
     email = normalize_email(request.email)
+    if len(email) > MAX_EMAIL:  # NFKC can lengthen a string (one ligature becomes several letters)
+        raise Invalid(f"must be at most {MAX_EMAIL} characters once normalised", field="email")
     with store.read() as session:
         problem = _taken(session, email, request.username)
     if problem:

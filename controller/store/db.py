@@ -61,7 +61,8 @@ def private_database_files(path: Path) -> None:
     The database is created 0600 before SQLite opens it; SQLite gives the -wal and -shm files the
     database file's mode. Files of an older install are tightened too.
     """
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    with contextlib.suppress(PermissionError, IsADirectoryError):  # SQLite reports an unusable file itself
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     for candidate in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         with contextlib.suppress(FileNotFoundError, PermissionError):
             if candidate.stat().st_mode & 0o077:

@@ -161,3 +161,10 @@ def test_simultaneous_registrations_of_one_email_give_one_201_and_409s(api, app_
     for thread in threads:
         thread.join(60)
     assert sorted(statuses) == [201] + [409] * 5
+
+
+def test_an_email_that_normalises_past_254_characters_is_400(api):
+    email = "a@" + "\ufdfa" * 20  # each of these NFKC-expands to 18 characters
+    body = {"username": "long", "email": email, "password": "password123"}
+    result = api.call("POST", "/api/auth/register", json=body)
+    assert assert_error(result, 400)["field"] == "email"
