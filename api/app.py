@@ -12,15 +12,17 @@ import falcon
 
 from api import auth as api_auth
 from api import errors, openapi
-from api.middleware import BodyLimit, RequestContext
+from api.middleware import BodyLimit, RequestContext, SecurityHeaders
 from api.resources import Op
 from api.resources.audit import AuditLogs
-from api.resources.auth import Login, Me, Register
+from api.resources.auth import Login, Logout, Me, Password, Register
 from api.resources.firewall import RuleItem, VmRules
 from api.resources.health import Health, ReadinessCheck, Ready
 from api.resources.manifests import ManifestApply, ManifestExport
 from api.resources.snapshots import SnapshotCollection, SnapshotItem, SnapshotRollback
 from api.resources.stats import StatsHistory, SystemStats
+from api.resources.tokens import TokenCollection, TokenItem
+from api.resources.users import UserCollection, UserItem, UserQuota
 from api.resources.vms import VmAction, VmCollection, VmItem
 from api.version import pvem_version
 from controller.config import Settings
@@ -55,15 +57,24 @@ def create_app(
     passwords = passwords or Passwords(settings.auth.argon2_time_cost, settings.auth.argon2_memory_kib)
     tokens, auth_middleware, throttle = api_auth.build(settings, store)
 
-    middleware: list[Any] = [RequestContext(), BodyLimit(settings.server.max_body_bytes), auth_middleware]
+    middleware: list[Any] = [RequestContext(), SecurityHeaders(), BodyLimit(settings.server.max_body_bytes),
+                             auth_middleware]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
 
     routes: list[tuple[str, object]] = [
-        ("/auth/register", Register(store, tokens, passwords, settings.auth.allow_registration)),
-        ("/auth/login", Login(store, tokens, passwords, throttle)),
+        ("/auth/register", Register(store, tokens, passwords, settings.auth.allow_registration,
+                                    settings.auth.default_quota.model_dump())),
+        ("/auth/login", Login(store, tokens, passwords, throttle, settings.jwt_key())),
         ("/auth/me", Me(store)),
+        ("/auth/logout", Logout(store)),
+        ("/auth/password", Password(store, tokens, passwords)),
+        ("/tokens", TokenCollection(store)),
+        ("/tokens/{token_id}", TokenItem(store)),
+        ("/users", UserCollection(store)),
+        ("/users/{user_id}", UserItem(store)),
+        ("/users/{user_id}/quota", UserQuota(store)),
         ("/vms", VmCollection(store, settings.proxmox, nudge)),
         ("/vms/{vm_id}", VmItem(store, nudge)),
         ("/vms/{vm_id}/action", VmAction(store, nudge)),

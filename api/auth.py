@@ -1,29 +1,33 @@
-"""Authentication: JWT issue/verify (HS256 only), the auth middleware, client addresses, login throttling.
+"""Authentication: JWT issue/verify (HS256 only), API tokens, revocation, the auth middleware, client addresses.
 
 Tokens carry `sub`, `iat`, `exp`, `jti`, `iss` (and `role` for other services' convenience); the
-HMAC key is the UTF-8 bytes of `auth.jwt_secret`. The user is looked up on every request, so a
-deleted user's token stops working at once and role changes apply immediately.
+HMAC key is the UTF-8 bytes of `auth.jwt_secret`. API tokens (`pvem_...`) are opaque and looked up
+by their SHA-256. The user is looked up on every request, so a deleted or disabled user's token
+stops working at once, role changes apply immediately, and revocation (logout, password change)
+holds on every replica. Login throttling lives in `controller.throttle` (the database).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
-import threading
 import time
 import uuid
-from collections import deque
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import falcon
 import jwt
+from sqlalchemy import select
 
 from api.errors import ApiError
+from controller import tokens as api_tokens
+from controller import users
 from controller.actor import Actor
 from controller.config import Settings
-from controller.errors import Throttled
 from controller.store import Store
-from controller.store.models import User
+from controller.store.models import ApiToken, RevokedToken, User, utcnow
+from controller.throttle import DbLoginThrottle
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["sub", "iat", "exp", "jti", "iss"]
@@ -36,10 +40,12 @@ class Tokens:
         self.ttl = timedelta(minutes=ttl_minutes)
 
     def issue(self, user: User) -> str:
-        now = datetime.now(UTC)
+        # iat to the microsecond (RFC 7519 allows non-integer NumericDates): a password change revokes
+        # the tokens issued before it, even within the same second, and none issued after it.
+        now = round(time.time(), 6)
         claims = {
-            "sub": user.id, "iat": now, "exp": now + self.ttl, "jti": str(uuid.uuid4()), "iss": self.issuer,
-            "role": user.role,
+            "sub": user.id, "iat": now, "exp": now + self.ttl.total_seconds(), "jti": str(uuid.uuid4()),
+            "iss": self.issuer, "role": user.role,
         }
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
@@ -77,57 +83,88 @@ class ClientAddress:
         return hops[0] if hops else peer
 
 
-class LoginThrottle:
-    """Sliding-window failure counts per email and per client address (in this process's memory)."""
+def credentials_from(req: falcon.Request) -> str | None:
+    """The credential a request carries: a bearer token (login JWT or `pvem_` API token), or None.
 
-    MAX_KEYS = 10_000
+    The one place that reads credentials: another source (a browser session cookie) goes here.
+    """
+    header = req.get_header("Authorization") or ""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
 
-    def __init__(self, per_email: int, per_address: int, window_seconds: int) -> None:
-        self.limits = {"email": per_email, "address": per_address}
-        self.window = window_seconds
-        self._failures: dict[tuple[str, str], deque[float]] = {}
-        self._lock = threading.Lock()
 
-    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
-        times = self._failures.get(key)
-        if times is None:
-            return deque()
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-        return times
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
-    def check(self, email: str, address: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for kind, value in (("email", email.lower()), ("address", address)):
-                times = self._recent((kind, value), now)
-                if len(times) >= self.limits[kind]:
-                    retry_after = max(1, int(times[0] + self.window - now + 0.999))
-                    raise Throttled("too many failed logins; try again later", retry_after)
 
-    def failed(self, email: str, address: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if len(self._failures) > self.MAX_KEYS:  # bound memory under a spray of distinct keys
-                for key in list(self._failures):
-                    self._recent(key, now)
-            for key in (("email", email.lower()), ("address", address)):
-                self._recent(key, now)
-                self._failures.setdefault(key, deque()).append(now)
+class Authenticator:
+    """A credential -> the acting user. One indexed query per request (the user row joined with the
+    revoked-jti table, or the API token row joined with its user): no cache, so logout, password
+    change, disabling and role changes hold at once on every replica."""
 
-    def succeeded(self, email: str) -> None:
-        with self._lock:
-            self._failures.pop(("email", email.lower()), None)
+    def __init__(self, tokens: Tokens, store: Store) -> None:
+        self.tokens = tokens
+        self.store = store
+
+    def actor_for(self, credential: str, ip_address: str | None) -> Actor:
+        if api_tokens.looks_like_api_token(credential):
+            return self._api_token(credential, ip_address)
+        return self._jwt(credential, ip_address)
+
+    def _jwt(self, credential: str, ip_address: str | None) -> Actor:
+        try:
+            claims = self.tokens.verify(credential)
+        except jwt.ExpiredSignatureError:
+            raise _unauthorized("token expired") from None
+        except jwt.InvalidTokenError:
+            raise _unauthorized("invalid token") from None
+        jti = str(claims["jti"])
+        query = (select(User, RevokedToken.jti).outerjoin(RevokedToken, RevokedToken.jti == jti)
+                 .where(User.id == str(claims["sub"])))
+        with self.store.read() as session:
+            row = session.execute(query).first()
+        if row is None:
+            raise _unauthorized("invalid token")
+        user, revoked = row
+        valid_after = users.tokens_revoked_at(user)
+        if revoked is not None or (valid_after is not None and float(claims["iat"]) < valid_after):
+            raise _unauthorized("token revoked")
+        if user.disabled:
+            raise _unauthorized(users.DISABLED)
+        return Actor(user_id=user.id, role=user.role, ip_address=ip_address, jti=jti,
+                     token_expires=float(claims["exp"]))
+
+    def _api_token(self, credential: str, ip_address: str | None) -> Actor:
+        query = (select(ApiToken, User).join(User, User.id == ApiToken.user_id)
+                 .where(ApiToken.token_hash == api_tokens.hash_secret(credential)))
+        with self.store.read() as session:
+            row = session.execute(query).first()
+        if row is None:
+            raise _unauthorized("invalid token")
+        token, user = row
+        now = utcnow()
+        if token.expires_at is not None and token.expires_at <= now:
+            raise _unauthorized("token expired")
+        valid_after = users.tokens_revoked_at(user)
+        if valid_after is not None and token.created_at.timestamp() < valid_after:
+            raise _unauthorized("token revoked")
+        if user.disabled:
+            raise _unauthorized(users.DISABLED)
+        if token.last_used_at is None or token.last_used_at < now - api_tokens.LAST_USED_PRECISION:
+            with self.store.write() as session:
+                api_tokens.touch(session, token.id, now)
+        return Actor(user_id=user.id, role=user.role, ip_address=ip_address, token_id=token.id,
+                     token_name=token.name, scope=token.scope)
 
 
 class AuthMiddleware:
-    """Resolves the bearer token to an Actor on `req.context.actor`; public resources skip it."""
+    """Resolves the request's credential to an Actor on `req.context.actor`; public resources skip it
+    (those with `optional_auth` use a valid credential when one comes). A `read` API token may only
+    read; resources with `any_scope` (logout) accept it for writes too."""
 
-    def __init__(self, tokens: Tokens, store: Store, addresses: ClientAddress) -> None:
-        self.tokens = tokens
-        self.store = store
+    def __init__(self, authenticator: Authenticator, addresses: ClientAddress) -> None:
+        self.authenticator = authenticator
         self.addresses = addresses
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -136,33 +173,30 @@ class AuthMiddleware:
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: object,
                          params: dict[str, Any]) -> None:
-        if resource is None or getattr(resource, "public", False):
+        if resource is None:
             return
-        header = req.get_header("Authorization") or ""
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        credential = credentials_from(req)
+        if getattr(resource, "public", False):
+            if credential and getattr(resource, "optional_auth", False):
+                with contextlib.suppress(ApiError):  # a bad credential here is just no credential
+                    req.context.actor = self.authenticator.actor_for(credential, req.context.client_ip)
+            return
+        if credential is None:
             raise _unauthorized("missing bearer token")
-        try:
-            claims = self.tokens.verify(token.strip())
-        except jwt.ExpiredSignatureError:
-            raise _unauthorized("token expired") from None
-        except jwt.InvalidTokenError:
-            raise _unauthorized("invalid token") from None
-        with self.store.read() as session:
-            user = session.get(User, str(claims["sub"]))
-            if user is None:
-                raise _unauthorized("invalid token")
-            req.context.actor = Actor(user_id=user.id, role=user.role, ip_address=req.context.client_ip)
-        req.context.user_id = user.id
+        actor = self.authenticator.actor_for(credential, req.context.client_ip)
+        if actor.scope == "read" and req.method not in SAFE_METHODS and not getattr(resource, "any_scope", False):
+            raise ApiError(403, "this API token has scope read: it may only read")
+        req.context.actor = actor
+        req.context.user_id = actor.user_id
 
 
 def _unauthorized(message: str) -> ApiError:
     return ApiError(401, message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def build(settings: Settings, store: Store) -> tuple[Tokens, AuthMiddleware, LoginThrottle]:
+def build(settings: Settings, store: Store) -> tuple[Tokens, AuthMiddleware, DbLoginThrottle]:
     tokens = Tokens(settings.jwt_key(), settings.auth.issuer, settings.auth.token_ttl_minutes)
-    middleware = AuthMiddleware(tokens, store, ClientAddress(settings.server.trusted_proxies))
-    throttle = LoginThrottle(settings.auth.login_max_failures, settings.auth.login_max_failures_per_address,
-                             settings.auth.login_window_seconds)
+    middleware = AuthMiddleware(Authenticator(tokens, store), ClientAddress(settings.server.trusted_proxies))
+    throttle = DbLoginThrottle(store, settings.jwt_key(), settings.auth.login_max_failures,
+                               settings.auth.login_max_failures_per_address, settings.auth.login_window_seconds)
     return tokens, middleware, throttle

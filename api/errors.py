@@ -61,6 +61,8 @@ def handle_domain_error(req: falcon.Request, resp: falcon.Response, exc: domain.
     if isinstance(exc, domain.Throttled):
         headers["Retry-After"] = str(exc.retry_after)
     extra: dict[str, Any] = {}
+    if isinstance(exc, domain.QuotaExceeded):
+        extra["quota"] = exc.quota
     if isinstance(exc, domain.Invalid):
         if exc.field:
             extra["field"] = exc.field

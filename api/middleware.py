@@ -1,4 +1,4 @@
-"""Request plumbing: request ids, one structured log line per request, body size limits."""
+"""Request plumbing: request ids, one structured log line per request, security headers, body size limits."""
 
 from __future__ import annotations
 
@@ -49,3 +49,19 @@ class BodyLimit:
         length = req.content_length
         if length is not None and length > self.max_bytes:
             raise ApiError(413, f"request body too large: {length} bytes, the limit is {self.max_bytes}")
+
+
+class SecurityHeaders:
+    """`X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer` on every answer;
+    `Cache-Control: no-store` on every answer of an authenticated resource and on the token-bearing
+    auth answers (login, register), so no cache or proxy keeps a token or a user's data."""
+
+    NO_STORE_PREFIXES = ("/api/auth/", "/api/tokens")
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource: object,
+                         req_succeeded: bool) -> None:
+        resp.set_header("X-Content-Type-Options", "nosniff")
+        resp.set_header("Referrer-Policy", "no-referrer")
+        authenticated = resource is not None and not getattr(resource, "public", False)
+        if (authenticated or req.path.startswith(self.NO_STORE_PREFIXES)) and not resp.get_header("Cache-Control"):
+            resp.set_header("Cache-Control", "no-store")

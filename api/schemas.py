@@ -9,8 +9,9 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
+from controller.quotas import Usage
 from controller.specs import PowerState, SyncStatus
-from controller.store.models import AuditLog, FirewallRule, StatsSample, User, VirtualMachine, VmSnapshot
+from controller.store.models import ApiToken, AuditLog, FirewallRule, StatsSample, User, VirtualMachine, VmSnapshot
 
 T = TypeVar("T")
 
@@ -32,6 +33,45 @@ class UserOut(BaseModel):
 class AuthOut(BaseModel):
     token: str
     user: UserOut
+
+
+class TokenOut(BaseModel):
+    id: str
+    name: str
+    scope: str = Field(description="read (GET only) or write")
+    created_at: str
+    expires_at: str | None
+    last_used_at: str | None = Field(description="Updated at most once a minute")
+
+
+class TokenCreatedOut(TokenOut):
+    token: str = Field(description="The secret, `pvem_...`: shown only in this answer; send it as "
+                                   "Authorization: Bearer")
+
+
+class LogoutOut(BaseModel):
+    revoked: bool
+
+
+class QuotaOut(BaseModel):
+    max_vms: int | None
+    max_cpu_cores: int | None
+    max_memory_mb: int | None
+    max_disk_gb: int | None
+
+
+class UsageOut(BaseModel):
+    vms: int
+    cpu_cores: int
+    memory_mb: int
+    disk_gb: int
+
+
+class AdminUserOut(UserOut):
+    disabled: bool
+    created_at: str
+    quota: QuotaOut = Field(description="null: unlimited")
+    usage: UsageOut = Field(description="What the user's VMs (not being deleted) add up to")
 
 
 class VmOut(BaseModel):
@@ -191,3 +231,15 @@ def audit_dict(entry: AuditLog) -> dict[str, Any]:
         "resource_type": entry.resource_type, "resource_id": entry.resource_id, "details": entry.details,
         "ip_address": entry.ip_address, "created_at": timestamp(entry.created_at), "actor": entry.actor,
     }
+
+
+def token_dict(token: ApiToken) -> dict[str, Any]:
+    return {"id": token.id, "name": token.name, "scope": token.scope, "created_at": timestamp(token.created_at),
+            "expires_at": timestamp(token.expires_at), "last_used_at": timestamp(token.last_used_at)}
+
+
+def admin_user_dict(user: User, usage: Usage) -> dict[str, Any]:
+    return {**user_dict(user), "disabled": user.disabled, "created_at": timestamp(user.created_at),
+            "quota": {key: getattr(user, key) for key in ("max_vms", "max_cpu_cores", "max_memory_mb",
+                                                           "max_disk_gb")},
+            "usage": usage.as_dict()}

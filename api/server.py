@@ -7,6 +7,7 @@ jobs, and exit 0.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import signal
 import sys
@@ -24,7 +25,7 @@ from controller.config import ConfigError, Settings, load_settings, require_prod
 from controller.log import configure_logging, get_logger
 from controller.service import ControllerService
 from controller.store import Store
-from controller.users import Passwords
+from controller.users import AdminConflict, Passwords
 
 log = get_logger("pvem.server")
 
@@ -53,6 +54,18 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise _Stop()
 
 
+def write_secret_file(path: Path, secret: str) -> bool:
+    """Creates `path` holding `secret`, mode 0600 from the first byte (never readable by others, not
+    even briefly); an existing file is kept as it is. True when it was created."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(secret)
+    return True
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -66,9 +79,7 @@ def demo_settings(config_path: str | None) -> Runtime:
 
     DEMO_DATA_DIR.mkdir(exist_ok=True)
     secret_file = DEMO_DATA_DIR / "demo-jwt-secret"
-    if not secret_file.exists():
-        secret_file.write_text(secrets.token_urlsafe(48))
-        secret_file.chmod(0o600)
+    write_secret_file(secret_file, secrets.token_urlsafe(48))
     base = load_settings(config_path)
     fake = start_fake_cluster()
     overrides: dict[str, Any] = {
@@ -103,10 +114,19 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
     store = Store(settings.database.url, echo=settings.database.echo)
     passwords = Passwords(settings.auth.argon2_time_cost, settings.auth.argon2_memory_kib)
     controller = ControllerService(settings, store, passwords) if mode != "api" else None
-    if controller is not None:
-        controller.prepare(demo_admin=DEMO_ADMIN if demo else None)
-    else:
-        ControllerService.prepare_api_only(settings, store, passwords)
+    try:
+        if controller is not None:
+            controller.prepare(demo_admin=DEMO_ADMIN if demo else None)
+        else:
+            ControllerService.prepare_api_only(settings, store, passwords)
+    except AdminConflict as exc:
+        print(f"pvem: {exc}", file=sys.stderr)
+        if controller is not None:
+            controller.stop()
+        store.dispose()
+        if runtime.fake is not None:
+            runtime.fake.stop()
+        return 2
 
     server = None
     if mode != "controller":

@@ -25,6 +25,22 @@ def validation_error(exc: ValidationError, prefix: str = "") -> ApiError:
     return ApiError(400, f"{first['field']}: {first['message']}", field=first["field"], details=problems)
 
 
+class DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object_pairs_hook: a key given twice is an error, not "the last one wins"."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise DuplicateKey(key)
+        found[key] = value
+    return found
+
+
 def read_json_object(req: falcon.Request) -> dict[str, Any]:
     if not req.content_length:
         raise ApiError(400, "request body is empty; expected a JSON object")
@@ -33,7 +49,10 @@ def read_json_object(req: falcon.Request) -> dict[str, Any]:
         raise ApiError(415, f"unsupported media type {req.content_type!r}; send application/json")
     raw = req.bounded_stream.read()
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, object_pairs_hook=_unique_keys)
+    except DuplicateKey as exc:
+        raise ApiError(400, f"{exc.key}: duplicate key in the JSON body", field=exc.key,
+                       details=[{"field": exc.key, "message": "duplicate key"}]) from None
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "request body is not valid JSON") from None
     except RecursionError:

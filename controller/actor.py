@@ -11,6 +11,13 @@ class Actor:
     role: str = "user"
     ip_address: str | None = None
     kind: str = "user"  # user | controller | system
+    # Set when the request came with an API token (not a login JWT): audit names it, `read` scope
+    # may only read, and no API token may create tokens or change a password.
+    token_id: str | None = None
+    token_name: str | None = None
+    scope: str = "write"
+    jti: str | None = None  # the login JWT's id and expiry (logout revokes exactly that token)
+    token_expires: float | None = None
 
     @property
     def is_admin(self) -> bool:

@@ -28,6 +28,8 @@ def record(
     owner_id: str | None = None,
     user_id: str | None = None,
 ) -> AuditLog:
+    if actor.token_id is not None:  # name the API token that acted
+        details = {**(details or {}), "token_id": actor.token_id, "token_name": actor.token_name}
     entry = AuditLog(
         actor=actor.kind,
         user_id=user_id if user_id is not None else actor.user_id,
@@ -59,3 +61,12 @@ def list_records(
     if resource_id:
         query = query.where(AuditLog.resource_id == resource_id)
     return list(session.scalars(query))
+
+
+ADMIN_HIDDEN_DETAILS = ("token_id", "token_name")
+
+
+def shown_as_role(entry: AuditLog, viewer: Actor) -> bool:
+    """A user's view of a record another account made about their resource (only an admin can): the
+    actor is shown as the role `admin`, without that admin's user id, address or token."""
+    return not viewer.is_admin and entry.user_id is not None and entry.user_id != viewer.user_id

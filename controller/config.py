@@ -45,6 +45,15 @@ class DatabaseSettings(_Section):
     echo: bool = False
 
 
+class QuotaSettings(_Section):
+    """Limits on what one user may own (null: unlimited). `auth.default_quota` is copied to new users."""
+
+    max_vms: int | None = Field(None, ge=0)
+    max_cpu_cores: int | None = Field(None, ge=0)
+    max_memory_mb: int | None = Field(None, ge=0)
+    max_disk_gb: int | None = Field(None, ge=0)
+
+
 class AuthSettings(_Section):
     jwt_secret: SecretStr | None = None
     issuer: str = "pvem"
@@ -58,6 +67,7 @@ class AuthSettings(_Section):
     # argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile).
     argon2_time_cost: int = Field(3, ge=1)
     argon2_memory_kib: int = Field(65536, ge=64)
+    default_quota: QuotaSettings = Field(default_factory=QuotaSettings)
 
 
 class ProxmoxSettings(_Section):

@@ -43,3 +43,11 @@ class Throttled(DomainError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class QuotaExceeded(Forbidden):
+    """A change that would take the owner past one of their quotas; `quota` names it (e.g. max_vms)."""
+
+    def __init__(self, message: str, quota: str) -> None:
+        super().__init__(message)
+        self.quota = quota

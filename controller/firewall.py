@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from controller import audit
 from controller.actor import Actor
-from controller.errors import NotFound
-from controller.specs import RuleCreate, RuleUpdate
+from controller.errors import Invalid, NotFound
+from controller.specs import RuleCreate, RuleUpdate, rule_problem
 from controller.store.models import FirewallRule, VirtualMachine, utcnow
 from controller.vms import get_live_vm, get_vm, mark_changed
 
@@ -70,6 +70,7 @@ def update_rule(session: Session, actor: Actor, rule_id: str, update: RuleUpdate
     rule, vm = get_rule(session, actor, rule_id)
     get_live_vm(session, actor, vm.id)
     requested = update.model_dump(exclude_unset=True)
+    check_merged(rule, requested)
     changes = {key: {"old": getattr(rule, key), "new": value}
                for key, value in requested.items() if getattr(rule, key) != value}
     if not changes:
@@ -89,6 +90,20 @@ def update_rule(session: Session, actor: Actor, rule_id: str, update: RuleUpdate
     audit.record(session, actor, "update_firewall_rule", RESOURCE, rule.id,
                  {"vm_id": vm.id, "vm_name": vm.name, "changes": changes}, owner_id=vm.owner_id)
     return rule
+
+
+def check_merged(rule: FirewallRule, requested: dict[str, object]) -> None:
+    """The stored rule with the update applied must still be one Proxmox can apply (400 naming a field
+    the update sent)."""
+    merged = {key: requested.get(key, getattr(rule, key)) for key in ("protocol", "port", "source", "destination")}
+    problem = rule_problem(merged["protocol"], merged["port"], merged["source"], merged["destination"])  # type: ignore[arg-type]
+    if problem is None:
+        return
+    field, message = problem
+    if field not in requested:  # name what the update changed: it is what made the rule invalid
+        pair = ("protocol", "port") if field == "port" else ("source", "destination")
+        field = next((name for name in pair if name in requested), field)
+    raise Invalid(message, field=field)
 
 
 def delete_rule(session: Session, actor: Actor, rule_id: str) -> str:

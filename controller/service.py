@@ -68,10 +68,10 @@ class ControllerService:
         elif auth.admin_email or auth.admin_password:
             log.warning("admin_bootstrap_skipped", reason="set both auth.admin_email and auth.admin_password")
         for email, password in wanted:
-            with self.store.write() as session:
-                user = users.ensure_admin(session, self.passwords, email, password,
-                                          username="admin" if demo_admin and email == demo_admin[0] else None)
-                log.info("admin_ready", email=user.email)
+            # Raises users.AdminConflict when the email belongs to a non-admin: pvem does not start.
+            user = users.bootstrap_admin(self.store, self.passwords, email, password,
+                                         username="admin" if demo_admin and email == demo_admin[0] else None)
+            log.info("admin_ready", email=user.email)
 
     # ----------------------------------------------------------------- jobs
 

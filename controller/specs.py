@@ -8,9 +8,19 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 PowerState = Literal["running", "stopped", "paused"]
 PowerAction = Literal["start", "stop", "restart", "pause", "unpause"]
@@ -216,6 +226,28 @@ class _RuleFields(Spec):
         return check_address(value)
 
 
+def address_family(value: str) -> int:
+    return ipaddress.ip_network(value, strict=False).version
+
+
+def rule_problem(protocol: str | None, port: int | None, source: str | None,
+                 destination: str | None) -> tuple[str, str] | None:
+    """What Proxmox would refuse in a whole rule, as (field, message); None when it can apply it.
+
+    A port only means something for tcp or udp; source and destination must be one address family.
+    """
+    if port is not None and (protocol or "").lower() not in ("tcp", "udp"):
+        return "port", "a port needs protocol tcp or udp"
+    if source is not None and destination is not None:
+        try:
+            if address_family(source) != address_family(destination):
+                return "destination", (f"must be in the same address family as source {source!r} "
+                                       "(IPv4 with IPv4, IPv6 with IPv6)")
+        except ValueError:
+            return None  # the address check itself reports a bad address
+    return None
+
+
 class RuleSpec(_RuleFields):
     """One firewall rule's desired fields; a manifest's `firewall` list holds these, in order."""
 
@@ -227,6 +259,23 @@ class RuleSpec(_RuleFields):
     destination: str | None = None
     enabled: Annotated[bool, Field(strict=True)] = True
     comment: str | None = Field(None, max_length=200)
+
+    @field_validator("port")
+    @classmethod
+    def _port_needs_tcp_or_udp(cls, value: int | None, info: ValidationInfo) -> int | None:
+        problem = rule_problem(info.data.get("protocol"), value, None, None)
+        if problem:
+            raise ValueError(problem[1])
+        return value
+
+    @field_validator("destination")
+    @classmethod
+    def _same_family(cls, value: str | None, info: ValidationInfo) -> str | None:
+        value = check_address(value)
+        problem = rule_problem(None, None, info.data.get("source"), value)
+        if problem:
+            raise ValueError(problem[1])
+        return value
 
 
 class RuleCreate(RuleSpec):
@@ -272,7 +321,8 @@ class RegisterRequest(Spec):
     @field_validator("email")
     @classmethod
     def _email(cls, value: str) -> str:
-        if not _EMAIL.match(value):
+        # NFKC first: a full-width look-alike is the same address as its ASCII twin.
+        if not _EMAIL.match(unicodedata.normalize("NFKC", value)):
             raise ValueError("must look like local@domain")
         return value
 
@@ -282,3 +332,44 @@ class LoginRequest(Spec):
 
     email: str = Field(min_length=1, max_length=254)
     password: str = Field(min_length=1, max_length=1024)
+
+
+Password = Annotated[str, Field(min_length=8, max_length=1024)]
+
+
+class PasswordChange(Spec):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: Password
+
+
+class TokenCreate(Spec):
+    name: str = Field(min_length=1, max_length=64)
+    scope: Literal["read", "write"] = Field("write", description="read: GET only; write: everything the user may do.")
+    expires_in_days: Annotated[int, Field(ge=1, le=3650, strict=True)] | None = Field(
+        None, description="Days until the token expires; null (the default) for no expiry.")
+
+
+class UserAdminUpdate(Spec):
+    role: Literal["user", "admin"] | None = None
+    disabled: Annotated[bool, Field(strict=True)] | None = None
+
+    @field_validator("role", "disabled")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+
+QuotaLimit = Annotated[int, Field(ge=0, le=2**31 - 1, strict=True)] | None
+
+
+class QuotaUpdate(Spec):
+    """Omitted fields keep their value; null is unlimited."""
+
+    max_vms: QuotaLimit = None
+    max_cpu_cores: QuotaLimit = None
+    max_memory_mb: QuotaLimit = None
+    max_disk_gb: QuotaLimit = None

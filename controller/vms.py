@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from controller import audit
+from controller import audit, quotas
 from controller.actor import Actor
 from controller.errors import Conflict, Forbidden, Invalid, NotFound
 from controller.specs import VmCreate, VmUpdate
@@ -119,6 +119,8 @@ def create_vm(
         owner_id = spec.owner_id
     if owner_id is None:
         raise Invalid("an owner is required", field="owner_id")
+    quotas.check_growth(session, owner_id, vms=1, cpu_cores=spec.cpu_cores, memory_mb=spec.memory_mb,
+                        disk_gb=spec.disk_gb)
     vm = insert_vm(session, owner_id, spec, (vmid_min, vmid_max), default_node)
     audit.record(session, actor, "create_vm", RESOURCE, vm.id,
                  {"vm_name": vm.name, "vmid": vm.vmid, "node": vm.node, "spec": spec_of(vm)},
@@ -190,6 +192,10 @@ def update_vm(session: Session, actor: Actor, vm_id: str, update: VmUpdate) -> V
     changes = field_changes(vm, requested)
     if not changes:
         return vm
+    growth = {key: change["new"] - change["old"] for key, change in changes.items()
+              if key in ("cpu_cores", "memory_mb", "disk_gb")}
+    if any(value > 0 for value in growth.values()):
+        quotas.check_growth(session, vm.owner_id, **growth)
     apply_changes(session, vm, changes)
     audit.record(session, actor, "update_vm", RESOURCE, vm.id, {"vm_name": vm.name, "changes": changes},
                  owner_id=vm.owner_id)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import falcon
 
 from api.resources import Op
 from api.schemas import AuditOut, Envelope, audit_dict, envelope
 from api.validation import int_param
 from controller import audit
+from controller.actor import Actor
 from controller.store import Store
+from controller.store.models import AuditLog
 
 
 class AuditLogs:
@@ -29,4 +33,13 @@ class AuditLogs:
             records = audit.list_records(session, req.context.actor, limit, offset,
                                          action=req.get_param("action") or None,
                                          resource_id=req.get_param("resource_id") or None)
-            resp.media = envelope([audit_dict(record) for record in records])
+            resp.media = envelope([_as_seen_by(record, req.context.actor) for record in records])
+
+
+def _as_seen_by(record: AuditLog, viewer: Actor) -> dict[str, Any]:
+    shown = audit_dict(record)
+    if audit.shown_as_role(record, viewer):
+        shown.update(user_id=None, ip_address=None, actor="admin",
+                     details={key: value for key, value in shown["details"].items()
+                              if key not in audit.ADMIN_HIDDEN_DETAILS})
+    return shown

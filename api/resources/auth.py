@@ -1,17 +1,20 @@
-"""`/api/auth/*`: register, login (throttled), and who-am-I."""
+"""`/api/auth/*`: register, login (throttled), who-am-I, logout, password change."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import falcon
 
-from api.auth import LoginThrottle, Tokens
+from api.auth import Tokens
 from api.resources import Op
-from api.schemas import AuthOut, Envelope, UserOut, envelope, user_dict
+from api.schemas import AuthOut, Envelope, LogoutOut, UserOut, envelope, user_dict
 from api.validation import parse_body
-from controller import audit, users
-from controller.errors import Unauthorized
-from controller.specs import LoginRequest, RegisterRequest
+from controller import tokens as api_tokens
+from controller import users
+from controller.specs import LoginRequest, PasswordChange, RegisterRequest
 from controller.store import Store
+from controller.throttle import DbLoginThrottle
 
 
 class Register:
@@ -19,48 +22,34 @@ class Register:
     docs = {"POST": Op("Register a user (role user)", AuthOut, RegisterRequest, status=201, enveloped=False,
                        errors=(400, 403, 409))}
 
-    def __init__(self, store: Store, tokens: Tokens, passwords: users.Passwords, allow: bool) -> None:
+    def __init__(self, store: Store, tokens: Tokens, passwords: users.Passwords, allow: bool,
+                 quota: dict[str, Any] | None = None) -> None:
         self.store, self.tokens, self.passwords, self.allow = store, tokens, passwords, allow
+        self.quota = quota or {}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         request = parse_body(req, RegisterRequest)
-        with self.store.write() as session:
-            user = users.register(session, self.passwords, request, req.context.actor, allow=self.allow)
-            resp.media = {"token": self.tokens.issue(user), "user": user_dict(user)}
+        user = users.register(self.store, self.passwords, request, req.context.actor, allow=self.allow,
+                              quota=self.quota)
+        resp.media = {"token": self.tokens.issue(user), "user": user_dict(user)}
         resp.status = falcon.HTTP_201
 
 
 class Login:
     public = True
     docs = {"POST": Op("Log in by email and password", AuthOut, LoginRequest, enveloped=False,
-                       errors=(400, 401, 429))}
+                       errors=(400, 401, 403, 429))}
 
     def __init__(self, store: Store, tokens: Tokens, passwords: users.Passwords,
-                 throttle: LoginThrottle) -> None:
+                 throttle: DbLoginThrottle, pepper: bytes) -> None:
         self.store, self.tokens, self.passwords, self.throttle = store, tokens, passwords, throttle
+        self.pepper = pepper
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         request = parse_body(req, LoginRequest)
-        actor = req.context.actor
-        self.throttle.check(request.email, actor.ip_address or "")
-        with self.store.write() as session:
-            try:
-                user = users.authenticate(session, self.passwords, request.email, request.password)
-            except Unauthorized as exc:
-                failure: Unauthorized | None = exc
-                known = users.find_by_email(session, request.email)
-                audit.record(session, actor, "login_failed", "user", known.id if known else None,
-                             {"email": request.email.lower()}, owner_id=known.id if known else None)
-            else:
-                failure = None
-                audit.record(session, actor, "login", "user", user.id, {"email": user.email},
-                             owner_id=user.id, user_id=user.id)
-                resp.media = {"token": self.tokens.issue(user), "user": user_dict(user)}
-        # The failure is raised after the commit: a failed login is audited, not rolled back.
-        if failure is not None:
-            self.throttle.failed(request.email, actor.ip_address or "")
-            raise failure
-        self.throttle.succeeded(request.email)
+        user = users.login(self.store, self.passwords, self.throttle, request.email, request.password,
+                           req.context.actor, self.pepper)
+        resp.media = {"token": self.tokens.issue(user), "user": user_dict(user)}
 
 
 class Me:
@@ -73,3 +62,32 @@ class Me:
         with self.store.read() as session:
             user = users.get(session, req.context.actor.user_id)
             resp.media = envelope(user_dict(user) if user else None)
+
+
+class Logout:
+    any_scope = True  # revoking the token you hold is always allowed, even with a read-scope token
+    docs = {"POST": Op("Revoke the token this request carries (a login JWT, or an API token)",
+                       Envelope[LogoutOut], errors=(401,))}
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        with self.store.write() as session:
+            api_tokens.logout(session, req.context.actor)
+        resp.media = envelope({"revoked": True}, "Logged out: this token no longer works")
+
+
+class Password:
+    docs = {"PUT": Op("Change the password (needs the current one); revokes every token issued before",
+                      Envelope[AuthOut], PasswordChange, errors=(400, 401, 403))}
+
+    def __init__(self, store: Store, tokens: Tokens, passwords: users.Passwords) -> None:
+        self.store, self.tokens, self.passwords = store, tokens, passwords
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
+        request = parse_body(req, PasswordChange)
+        user = users.change_password(self.store, self.passwords, req.context.actor, request.current_password,
+                                     request.new_password)
+        resp.media = envelope({"token": self.tokens.issue(user), "user": user_dict(user)},
+                              "Password changed; every token issued before now is revoked")

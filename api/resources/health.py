@@ -28,7 +28,9 @@ class Ready:
     """Database reachable, plus whatever the controller adds (Proxmox, last pass); 503 when not ready."""
 
     public = True
-    docs = {"GET": Op("Readiness: database and controller checks", HealthOut, enveloped=False, errors=(503,))}
+    optional_auth = True  # details (hosts, ports, error texts) only for an admin's token
+    docs = {"GET": Op("Readiness: database and controller checks (details for admins only)", HealthOut,
+                      enveloped=False, errors=(503,))}
 
     def __init__(self, store: Store, checks: dict[str, ReadinessCheck] | None = None) -> None:
         self.store = store
@@ -47,7 +49,7 @@ class Ready:
         ready = True
         for name, check in {"database": self._database, **self.checks}.items():
             ok, info = check()
-            results[name] = {"ok": ok, **info}
+            results[name] = {"ok": ok, **info} if req.context.actor.is_admin else {"ok": ok}
             ready = ready and ok
         resp.media = {"status": "ok" if ready else "unavailable", "timestamp": timestamp(datetime.now(UTC)),
                       "checks": results}

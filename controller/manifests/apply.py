@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from controller import audit, firewall, snapshots, vms
+from controller import audit, firewall, quotas, snapshots, vms
 from controller.actor import Actor
 from controller.errors import Invalid
 from controller.manifests.model import VmManifest
@@ -76,6 +76,7 @@ def apply_manifests(session: Session, actor: Actor, manifests: list[VmManifest],
     if actor.user_id is None:
         raise Invalid("manifests are applied on behalf of a user")
     objects = plan(session, actor.user_id, manifests, options.apply_set, options.prune, options.default_node)
+    check_quota(session, actor.user_id, objects)
     result = ApplyResult(objects, options)
     if options.dry_run:
         return result
@@ -89,6 +90,25 @@ def apply_manifests(session: Session, actor: Actor, manifests: list[VmManifest],
                      owner_id=vm.owner_id)
         result.changed_vm_ids.append(vm.id)
     return result
+
+
+def check_quota(session: Session, owner_id: str, objects: list[PlannedObject]) -> None:
+    """The owner's usage once the whole plan is applied, against their quota (nothing written yet)."""
+    quotas.lock_owner(session, owner_id)
+    before = quotas.usage_of(session, owner_id)
+    after = before
+    for item in objects:
+        if item.action == "create" and item.create_spec is not None:
+            spec = item.create_spec
+            after = after.add(1, spec.cpu_cores, spec.memory_mb, spec.disk_gb)
+        elif item.action == "delete" and item.vm is not None and not item.vm.deletion_requested:
+            vm = item.vm
+            after = after.add(-1, -vm.cpu_cores, -vm.memory_mb, -vm.disk_gb)
+        elif item.action == "update" and item.vm is not None:
+            vm = item.vm
+            after = after.add(0, *(item.fields.get(key, getattr(vm, key)) - getattr(vm, key)
+                                   for key in ("cpu_cores", "memory_mb", "disk_gb")))
+    quotas.check(session, owner_id, before, after)
 
 
 def _write(session: Session, owner_id: str, item: PlannedObject, options: ApplyOptions) -> VirtualMachine:

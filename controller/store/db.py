@@ -8,6 +8,8 @@ portable SQL; on PostgreSQL the unique constraints do the arbitration.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +33,7 @@ def make_engine(url: str, echo: bool = False) -> Engine:
     database = parsed.database
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+        private_database_files(Path(database))
     engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -50,6 +53,20 @@ def make_engine(url: str, echo: bool = False) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def private_database_files(path: Path) -> None:
+    """The SQLite file and its -wal/-shm companions readable by this user only (0600).
+
+    The database is created 0600 before SQLite opens it; SQLite gives the -wal and -shm files the
+    database file's mode. Files of an older install are tightened too.
+    """
+    with contextlib.suppress(PermissionError, IsADirectoryError):  # SQLite reports an unusable file itself
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for candidate in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if candidate.stat().st_mode & 0o077:
+                candidate.chmod(0o600)
 
 
 class Store:

@@ -70,6 +70,50 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), default="user")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Accounts (issue 12): a disabled user can neither log in nor use any token; every token issued
+    # (JWT `iat`) or created (API token) before `tokens_valid_after` is revoked (password change).
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    tokens_valid_after: Mapped[datetime | None] = mapped_column(default=None)
+    # Quotas over the VMs the user owns; None is unlimited.
+    max_vms: Mapped[int | None] = mapped_column(Integer, default=None)
+    max_cpu_cores: Mapped[int | None] = mapped_column(Integer, default=None)
+    max_memory_mb: Mapped[int | None] = mapped_column(Integer, default=None)
+    max_disk_gb: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class ApiToken(Base):
+    """A long-lived API token for automation: only the SHA-256 of the secret is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(8), default="write")  # read | write
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class RevokedToken(Base):
+    """A JWT revoked before its expiry (logout); the row can go once the token has expired anyway."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class LoginThrottle(Base):
+    """Failed-login counts per key (a keyed hash of the normalised email, or of the client address),
+    shared by every API replica. A window opens at the first failure and lasts auth.login_window_seconds."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class VirtualMachine(Base):

@@ -81,7 +81,7 @@ def test_simultaneous_rule_creates_get_distinct_positions(api, user_token, vm, a
     results = run_all([
         (lambda client=client, index=index: client.call(
             "POST", f"/api/vms/{vm['id']}/firewall", user_token,
-            json={"direction": "inbound", "action": "accept", "port": 1000 + index}))
+            json={"direction": "inbound", "action": "accept", "protocol": "tcp", "port": 1000 + index}))
         for index, client in enumerate(workers)
     ])
     assert [result.status_code for result in results] == [201] * 10

@@ -359,13 +359,14 @@ def test_a_billion_laughs_is_refused_even_as_a_valid_looking_manifest(api, user_
 
 def test_aliases_within_the_limits_apply_as_their_expansion(api, user_token):
     text = (f"{HEADER}metadata: {{name: a-1, labels: &labels {{tier: web}}}}\n"
-            "spec: {firewall: [&ssh {direction: inbound, action: accept, port: 22}, *ssh]}\n"
+            "spec: {firewall: [&ssh {direction: inbound, action: accept, protocol: tcp, port: 22}, *ssh]}\n"
             f"---\n{HEADER}metadata: {{name: a-2, labels: *labels}}\n")
     assert_error(post(api, user_token, text), 400)  # anchors do not cross documents
     assert_envelope(post(api, user_token, text.split("---")[0]))
     vm = vms(api, user_token)["a-1"]
     assert vm["labels"] == {"tier": "web"}
-    assert rule_specs(api, user_token, vm["id"]) == [{"direction": "inbound", "action": "accept", "port": 22}] * 2
+    ssh = {"direction": "inbound", "action": "accept", "protocol": "tcp", "port": 22}
+    assert rule_specs(api, user_token, vm["id"]) == [ssh] * 2
 
 
 @pytest.mark.parametrize("media", ["yaml", "json"])

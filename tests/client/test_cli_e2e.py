@@ -303,3 +303,19 @@ def test_an_unreachable_server_and_a_rejected_token_are_exit_3(cli):
 
     result = cli("apply", "-f", "web.yaml", "--server", cli.server, "--token", "not-a-token")
     assert result.returncode == 3 and "rejected the credentials" in one_line_error(result)
+
+
+def test_login_with_an_api_token_and_its_scope_holds(cli):
+    status, body = request("POST", f"{cli.server}/api/tokens", {"name": "pipeline", "scope": "read"}, token=cli.token)
+    assert status == 201, body
+    read_token = body["data"]["token"]
+    assert read_token.startswith("pvem_")
+    result = cli("login", "--server", cli.server, "--token", read_token)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"Logged in to {cli.server} as {cli.email}\n"
+    result = cli("get", "vms", "-o", "json")  # the stored API token reads
+    assert result.returncode == 0 and json.loads(result.stdout) == [], result.stderr
+    result = cli("apply", "-f", "web.yaml")  # ... and may not write
+    assert result.returncode == 3 and "read" in one_line_error(result)
+    status, body = request("POST", f"{cli.server}/api/tokens", {"name": "child"}, token=read_token)
+    assert status == 403, body

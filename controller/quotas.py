@@ -1,0 +1,88 @@
+"""Quotas: how much a user owns (VMs, CPU cores, memory, disk) and the check every write shares.
+
+The REST create/update and manifest apply call `check` with the owner's usage after the change, in
+the same transaction as the change, so a refused change writes nothing. Usage counts the owner's VMs
+that are not being deleted. A quota is only enforced against growth: a user already over a lowered
+quota may still shrink or keep what they have. VMs owned by admins are not limited (admins run the
+cluster; give automation its own user account to bound it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from controller.errors import QuotaExceeded
+from controller.store.models import User, VirtualMachine
+
+# quota column -> (usage field, words)
+LIMITS = {
+    "max_vms": ("vms", "virtual machines"),
+    "max_cpu_cores": ("cpu_cores", "CPU cores"),
+    "max_memory_mb": ("memory_mb", "MB of memory"),
+    "max_disk_gb": ("disk_gb", "GB of disk"),
+}
+
+
+@dataclass
+class Usage:
+    vms: int = 0
+    cpu_cores: int = 0
+    memory_mb: int = 0
+    disk_gb: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"vms": self.vms, "cpu_cores": self.cpu_cores, "memory_mb": self.memory_mb, "disk_gb": self.disk_gb}
+
+    def add(self, vms: int = 0, cpu_cores: int = 0, memory_mb: int = 0, disk_gb: int = 0) -> Usage:
+        return Usage(self.vms + vms, self.cpu_cores + cpu_cores, self.memory_mb + memory_mb, self.disk_gb + disk_gb)
+
+
+def _usage_query() -> Select:  # type: ignore[type-arg, unused-ignore]
+    return select(VirtualMachine.owner_id, func.count(VirtualMachine.id), func.coalesce(func.sum(
+        VirtualMachine.cpu_cores), 0), func.coalesce(func.sum(VirtualMachine.memory_mb), 0),
+        func.coalesce(func.sum(VirtualMachine.disk_gb), 0)).where(
+        VirtualMachine.deletion_requested.is_(False)).group_by(VirtualMachine.owner_id)
+
+
+def usage_of(session: Session, owner_id: str) -> Usage:
+    row = session.execute(_usage_query().where(VirtualMachine.owner_id == owner_id)).first()
+    return Usage(*(int(row[index]) for index in range(1, 5))) if row else Usage()
+
+
+def usage_by_owner(session: Session) -> dict[str, Usage]:
+    return {str(row[0]): Usage(*(int(row[index]) for index in range(1, 5))) for row in session.execute(_usage_query())}
+
+
+def quota_of(user: User) -> dict[str, int | None]:
+    return {key: getattr(user, key) for key in LIMITS}
+
+
+def lock_owner(session: Session, owner_id: str) -> User | None:
+    """The owner's row, locked on PostgreSQL so two concurrent creates cannot both pass the check
+    (SQLite's BEGIN IMMEDIATE already serialises writers)."""
+    return session.scalar(select(User).where(User.id == owner_id).with_for_update())
+
+
+def check(session: Session, owner_id: str, before: Usage, after: Usage) -> None:
+    """Raises QuotaExceeded naming the first quota `after` would exceed (where it grows past `before`).
+
+    Call `lock_owner` before reading `before`."""
+    owner = session.get(User, owner_id)
+    if owner is None or owner.role == "admin":
+        return
+    for key, (field, words) in LIMITS.items():
+        limit = getattr(owner, key)
+        wanted, had = getattr(after, field), getattr(before, field)
+        if limit is not None and wanted > limit and wanted > had:
+            raise QuotaExceeded(f"quota exceeded: {key} is {limit} {words}; this change would make {wanted} "
+                                f"(in use: {had})", quota=key)
+
+
+def check_growth(session: Session, owner_id: str, vms: int = 0, cpu_cores: int = 0, memory_mb: int = 0,
+                 disk_gb: int = 0) -> None:
+    lock_owner(session, owner_id)
+    before = usage_of(session, owner_id)
+    check(session, owner_id, before, before.add(vms, cpu_cores, memory_mb, disk_gb))
