@@ -14,7 +14,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller import firewall, vms
+from controller import firewall, guest, vms
 from controller.errors import Conflict, Invalid
 from controller.manifests.model import ManifestInvalid, Problem, VmManifest
 from controller.specs import RuleSpec, SnapshotCreate, VmCreate
@@ -136,6 +136,9 @@ def _plan_create(manifest: VmManifest, default_node: str | None, problems: list[
     changes = [Change("metadata.labels", None, create.labels)] if create.labels else []
     changes += [Change(f"spec.{key}", None, getattr(create, key))
                 for key in ("node", "cpu_cores", "memory_mb", "disk_gb", "power_state")]
+    guest_values = guest.create_columns(create)
+    changes += [Change(f"spec.{key}", None, guest.shown_cloud_init(value) if key == "cloud_init" else value)
+                for key, value in guest_values.items() if key in values]
     snapshots = spec.snapshots or []
     rules = spec.firewall or []
     changes += [Change(f"spec.snapshots[{snap.name}]", None, snapshot_values(snap.name, snap.description))
@@ -158,10 +161,19 @@ def _plan_update(vm: VirtualMachine, manifest: VmManifest, children: Children,
             problems.append(Problem(manifest.document, "spec.disk_gb",
                                     exc.message.removeprefix("disk_gb: "), manifest.name))
             requested.pop("disk_gb")
+    try:
+        requested.update(guest.requested_values(vm, requested))
+    except Invalid as exc:
+        problems.append(Problem(manifest.document, f"spec.{exc.field}" if exc.field else "spec",
+                                exc.message.removeprefix(f"{exc.field}: "), manifest.name))
+        requested = {key: value for key, value in requested.items() if key not in guest.GUEST_FIELDS}
+    except Conflict as exc:
+        raise Conflict(f"document {manifest.document} ({manifest.name}): {exc.message}") from exc
     for key, change in vms.field_changes(vm, requested).items():
         item.fields[key] = change["new"]
+        shown = guest.redact_change(key, change)
         item.changes.append(Change("metadata.labels" if key == "labels" else f"spec.{key}",
-                                   change["old"], change["new"]))
+                                   shown["old"], shown["new"]))
     if manifest.spec.snapshots is not None:
         _plan_snapshots(children.snapshots[vm.id], manifest, item)
     if manifest.spec.firewall is not None:
