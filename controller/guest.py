@@ -8,12 +8,15 @@ audit records get `password_set` (and `password_changed`), never the value.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.errors import Conflict, Invalid
+from controller.reconcile.model import DesiredGuest
 from controller.specs import VmCreate
 from controller.store.models import ClusterTemplate, VirtualMachine
 
@@ -185,3 +188,25 @@ def check_template(session: Session, spec: VmCreate) -> int | None:
             raise Invalid(f"is {spec.disk_gb} GB, smaller than template {spec.template!r}'s {template.disk_gb} GB "
                           "boot disk (disks only grow)", field="disk_gb")
     return None
+
+
+# ------------------------------------------------------------------ reconciler
+
+
+def cloud_init_digest(vm: VirtualMachine) -> str | None:
+    """A digest of the whole cloud-init spec, password included (never stored in clear beside the VM's status)."""
+    if vm.cloud_init is None:
+        return None
+    text = json.dumps(vm.cloud_init, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{vm.id}:{text}".encode()).hexdigest()
+
+
+def desired_guest(vm: VirtualMachine) -> DesiredGuest:
+    return DesiredGuest(
+        template=vm.template, clone_mode=vm.clone_mode or "full", cloud_init=vm.cloud_init_spec,
+        password=vm.cloud_init_password, cloud_init_digest=cloud_init_digest(vm),
+        applied_cloud_init=vm.applied_cloud_init, disks=tuple(vm.disks or ()),
+        applied_disks={str(key): int(value) for key, value in (vm.applied_disks or {}).items()},
+        networks=tuple(vm.networks) if vm.networks is not None else None, tags=tuple(vm.tags or ()),
+        pool=vm.pool, start_on_boot=bool(vm.start_on_boot), agent=bool(vm.agent), description=vm.description,
+    )
