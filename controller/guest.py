@@ -178,15 +178,15 @@ def check_template(session: Session, spec: VmCreate) -> int | None:
         if known:
             names = ", ".join(sorted(f"{row.name or '?'} ({row.vmid})" for row in session.scalars(
                 select(ClusterTemplate)))[:20])
-            raise Invalid(f"template {spec.template!r} is not a template in the Proxmox cluster (templates: {names})",
+            raise Invalid(f"{spec.template!r} is not a template in the Proxmox cluster (templates: {names})",
                           field="template")
         return None
     if template.disk_gb is not None:
         if "disk_gb" not in spec.model_fields_set:
             return max(template.disk_gb, 1)
         if spec.disk_gb < template.disk_gb:
-            raise Invalid(f"is {spec.disk_gb} GB, smaller than template {spec.template!r}'s {template.disk_gb} GB "
-                          "boot disk (disks only grow)", field="disk_gb")
+            raise Invalid(f"is {spec.disk_gb} GB, smaller than the {template.disk_gb} GB boot disk of template "
+                          f"{spec.template!r} (disks only grow)", field="disk_gb")
     return None
 
 

@@ -85,8 +85,8 @@ class GuestActions:
         assert guest is not None and guest.template is not None
         template = self._resolve_template(guest.template)
         if template.disk_gb is not None and vm.disk_gb < template.disk_gb:
-            raise _permanent(f"disk_gb is {vm.disk_gb} GB, smaller than template {guest.template!r}'s "
-                             f"{template.disk_gb} GB boot disk (disks only grow)")
+            raise _permanent(f"disk_gb is {vm.disk_gb} GB, smaller than the {template.disk_gb} GB boot disk of "
+                             f"template {guest.template!r} (disks only grow)")
         if guest.pool is not None:
             self._require_pool(guest.pool)
         full = guest.clone_mode != "linked"

@@ -123,7 +123,8 @@ def test_a_cloud_init_edit_is_applied_in_place_and_waits_for_a_reboot(cloned):
     assert not row.reboot_required
 
 
-def test_a_password_change_is_sent_once_and_never_audited(cloned):
+def test_a_password_change_is_sent_once_and_never_audited_or_logged(cloned, capfd, caplog):
+    caplog.set_level("DEBUG")
     vm_id = cloned.create_vm(template=UBUNTU, disk_gb=4, cloud_init=CLOUD)
     vmid = cloned.reconcile(vm_id).vmid
     cloned.update_vm(vm_id, cloud_init={"password": "another-Secret-9"})
@@ -134,7 +135,9 @@ def test_a_password_change_is_sent_once_and_never_audited(cloned):
     assert cloned.writes_since(mark) == []
     with cloned.store.read() as session:
         text = " ".join(repr(record.details) for record in session.query(AuditLog))
-    assert SECRET not in text and "another-Secret-9" not in text
+    out, err = capfd.readouterr()
+    for found in (text, out, err, caplog.text, repr(cloned.row(vm_id).observed)):
+        assert SECRET not in found and "another-Secret-9" not in found
 
 
 def test_tag_order_and_case_are_never_drift(cloned):
