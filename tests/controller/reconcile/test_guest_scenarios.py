@@ -250,3 +250,25 @@ def test_auto_reboot_policy_reboots_for_a_cloud_init_change(harness_factory):
     row = harness.reconcile(vm_id)
     assert ("POST", f"/api2/json/nodes/pve1/qemu/{vmid}/status/reboot") in harness.writes_since(mark)
     assert harness.fake.vm(vmid).config["ciuser"] == "admin" and row.sync_status == "synced"
+
+
+def test_a_long_clone_is_waited_for_with_the_clone_timeout_while_the_vm_shows_syncing(cloned, monkeypatch):
+    vm_id = cloned.create_vm(template=UBUNTU, disk_gb=4)
+    worker = cloned.reconciler.worker
+    worker.task_timeout, worker.clone_timeout = 5, 3600
+    client = worker.client
+    real_wait = client.wait_task
+    seen: list[tuple[float, str, str | None]] = []
+
+    def watching(upid: str, timeout: float = 600, **kwargs: Any) -> None:
+        if ":qmclone:" in upid:
+            row = cloned.row(vm_id)
+            seen.append((timeout, row.sync_status, row.last_upid))
+        real_wait(upid, timeout=timeout, **kwargs)
+
+    monkeypatch.setattr(client, "wait_task", watching)
+    row = cloned.reconcile(vm_id)
+    assert row.sync_status == "synced"
+    assert len(seen) == 1
+    timeout, status, upid = seen[0]
+    assert timeout == 3600 and status == "syncing" and upid is not None and ":qmclone:" in upid
