@@ -89,6 +89,7 @@ def plan(session: Session, owner_id: str, manifests: list[VmManifest], apply_set
         vm = existing.get(manifest.name)
         if vm is None:
             planned.append(_plan_create(manifest, default_node, problems))
+            _check_template(session, manifest, planned[-1], problems)
         elif vm.deletion_requested:
             raise Conflict(f"document {manifest.document} ({manifest.name}): the virtual machine is still being "
                            "deleted; apply again once it is gone")
@@ -146,6 +147,17 @@ def _plan_create(manifest: VmManifest, default_node: str | None, problems: list[
     changes += [Change(f"spec.firewall[{index}]", None, compact(rule_values(rule))) for index, rule in enumerate(rules)]
     return PlannedObject(manifest.name, "create", manifest.document, changes=changes, create_spec=create,
                          snapshots_new=list(snapshots), rules_new=list(enumerate(rules)))
+
+
+def _check_template(session: Session, manifest: VmManifest, item: PlannedObject, problems: list[Problem]) -> None:
+    """An unknown template (or a boot disk smaller than its) is the document's problem, found before writing."""
+    if item.create_spec is None:
+        return
+    try:
+        guest.check_template(session, item.create_spec)
+    except Invalid as exc:
+        problems.append(Problem(manifest.document, f"spec.{exc.field}" if exc.field else "spec",
+                                exc.message.removeprefix(f"{exc.field}: "), manifest.name))
 
 
 def _plan_update(vm: VirtualMachine, manifest: VmManifest, children: Children,

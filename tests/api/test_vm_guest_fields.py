@@ -207,3 +207,13 @@ def test_a_manifest_changing_the_template_is_a_409(api, user_token):
     result = api.call("POST", "/api/manifests", user_token, body=base.replace("template: a", "template: b"),
                       headers=YAML)
     assert "fixed at creation" in assert_error(result, 409)["error"]
+
+
+def test_a_manifest_naming_an_unknown_template_is_a_400_for_that_document(api, user_token, store):
+    inventory(store, (9100, "ubuntu-24.04", 4))
+    text = ("apiVersion: pvem/v1\nkind: VirtualMachine\nmetadata: {name: ok-1}\nspec: {node: pve1, template: 9100}\n"
+            "---\napiVersion: pvem/v1\nkind: VirtualMachine\nmetadata: {name: bad-1}\n"
+            "spec: {node: pve1, template: centos-9}\n")
+    body = assert_error(api.call("POST", "/api/manifests", user_token, body=text, headers=YAML), 400)
+    assert body["document"] == 1 and body["field"] == "spec.template" and "centos-9" in body["error"]
+    assert api.call("GET", "/api/vms", user_token).json["data"] == []  # nothing applied
