@@ -75,6 +75,8 @@ class VmOut(BaseModel):
     description: str | None
     ip_addresses: list[str] = Field(description="Addresses the guest agent reports (no loopback or "
                                                 "link-local); empty when the agent does not answer.")
+    current_task: str | None = Field(description="The Proxmox task (UPID) pvem is waiting for, such as a long "
+                                                 "clone; null when none.")
 
 
 class SnapshotOut(BaseModel):
@@ -169,7 +171,7 @@ def vm_dict(vm: VirtualMachine) -> dict[str, Any]:
         "restart_pending": vm.restart_requests > vm.restarts_done,
         "reboot_required": vm.reboot_required, "observed": vm.observed or {},
         "labels": vm.labels or {}, "apply_set": vm.apply_set, **guest_fields(vm),
-        "ip_addresses": list(vm.ip_addresses or []),
+        "ip_addresses": list(vm.ip_addresses or []), "current_task": vm.last_upid,
     }
 
 
