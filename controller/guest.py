@@ -27,6 +27,11 @@ DEFAULTS: dict[str, Any] = {"disks": [], "tags": [], "start_on_boot": False, "ag
 REDACTED = "(write-only)"
 
 
+def _invalid(message: str, field: str) -> Invalid:
+    """A 400 naming the field, with `details` as validation errors carry them."""
+    return Invalid(message, field=field, details=[{"field": field, "message": message}])
+
+
 def _compact(values: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
@@ -100,8 +105,8 @@ def requested_values(vm: VirtualMachine, requested: dict[str, Any]) -> dict[str,
 def check_disks_growth(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> None:
     for index, (before, after) in enumerate(zip(old, new, strict=False)):
         if after["size_gb"] < before["size_gb"]:
-            raise Invalid(f"cannot shrink disk {index} (scsi{index + 1}) from {before['size_gb']} GB to "
-                          f"{after['size_gb']} GB (Proxmox disks only grow)", field=f"disks[{index}].size_gb")
+            raise _invalid(f"cannot shrink disk {index} (scsi{index + 1}) from {before['size_gb']} GB to "
+                           f"{after['size_gb']} GB (Proxmox disks only grow)", f"disks[{index}].size_gb")
 
 
 def shown_cloud_init(value: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -178,15 +183,15 @@ def check_template(session: Session, spec: VmCreate) -> int | None:
         if known:
             names = ", ".join(sorted(f"{row.name or '?'} ({row.vmid})" for row in session.scalars(
                 select(ClusterTemplate)))[:20])
-            raise Invalid(f"{spec.template!r} is not a template in the Proxmox cluster (templates: {names})",
-                          field="template")
+            raise _invalid(f"{spec.template!r} is not a template in the Proxmox cluster (templates: {names})",
+                           "template")
         return None
     if template.disk_gb is not None:
         if "disk_gb" not in spec.model_fields_set:
             return max(template.disk_gb, 1)
         if spec.disk_gb < template.disk_gb:
-            raise Invalid(f"is {spec.disk_gb} GB, smaller than the {template.disk_gb} GB boot disk of template "
-                          f"{spec.template!r} (disks only grow)", field="disk_gb")
+            raise _invalid(f"is {spec.disk_gb} GB, smaller than the {template.disk_gb} GB boot disk of template "
+                           f"{spec.template!r} (disks only grow)", "disk_gb")
     return None
 
 

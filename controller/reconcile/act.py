@@ -188,7 +188,7 @@ class VmReconciler(GuestActions):
         if vm.guest is not None and vm.guest.template is not None:
             self._clone(ctx, recreate)
             return
-        text = vm.guest.description or "" if vm.guest else ""
+        text = (vm.guest.description or "") if vm.guest else ""
         tags = tags_with_mark(vm.guest.tags) if vm.guest else MARK_TAG
         call = lambda: self.client.create_vm(  # noqa: E731
             vm.node, vm.vmid, name=vm.name, cores=vm.cores, memory_mb=vm.memory_mb, disk_gb=vm.disk_gb,

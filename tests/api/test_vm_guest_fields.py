@@ -116,6 +116,7 @@ def test_an_unknown_template_is_a_400_naming_it_once_the_inventory_is_known(api,
     inventory(store, (9100, "ubuntu-24.04", 4))
     body = assert_error(create(api, user_token, template="centos-9"), 400)
     assert body["field"] == "template" and "centos-9" in body["error"] and "ubuntu-24.04" in body["error"]
+    assert body["details"][0]["field"] == "template"
     assert create(api, user_token, template=9100).status_code == 201
 
 
