@@ -272,3 +272,11 @@ def test_a_long_clone_is_waited_for_with_the_clone_timeout_while_the_vm_shows_sy
     assert len(seen) == 1
     timeout, status, upid = seen[0]
     assert timeout == 3600 and status == "syncing" and upid is not None and ":qmclone:" in upid
+
+
+def test_a_linked_clone_of_a_template_without_base_volumes_is_an_error_not_a_retry_loop(cloned):
+    cloned.fake.add_vm(9102, "no-base", config={"cores": 1, "memory": "512",
+                                                "scsi0": "local-lvm:vm-9102-disk-0,size=2G"}, template=True)
+    vm_id = cloned.create_vm(template="no-base", disk_gb=2, clone_mode="linked")
+    row = cloned.reconcile(vm_id)
+    assert row.sync_status == "error" and "Linked clone feature is not supported" in row.last_error
