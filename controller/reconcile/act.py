@@ -87,12 +87,14 @@ class VmReconciler(GuestActions):
                     self.status.set_vm(vm_id, sync_status="syncing")  # e.g. a long clone resumed after a restart
                 self._resume(vm_id, upid)
             observed = self._observe(desired)
+            if observed is not None and cloud_init_reboot_pending(cloud_init_applied_at, observed):
+                # A regenerated cloud-init drive is read at the next boot: a pending change like any other.
+                observed = replace(observed, pending_keys=(*observed.pending_keys, "cloud-init"))
             actions = plan(desired, observed, self.policy)
             if not actions:
                 assert observed is not None  # an empty plan means the VM exists and is ours
-                reboot = bool(observed.pending_keys) or cloud_init_reboot_pending(cloud_init_applied_at, observed)
                 if self.status.synced(desired, summary(observed), observed.status, observed.node,
-                                      reboot_required=reboot):
+                                      reboot_required=bool(observed.pending_keys)):
                     return Outcome(True)
                 continue  # the spec moved while we worked: plan again from it
             if not desired.deleting and _round == 0:
@@ -270,6 +272,7 @@ class VmReconciler(GuestActions):
 
     def _do_reboot(self, ctx: Context, reason: str) -> None:
         self._write(ctx, "reboot", lambda: self.client.reboot(ctx.node, ctx.desired.vmid), reason=reason)
+        self.status.set_vm(ctx.desired.id, cloud_init_applied_at=None)  # the guest reads its new drive now
         if ctx.desired.restart_pending:
             self.status.set_vm(ctx.desired.id, restarts_done=ctx.restart_requests)
 

@@ -34,7 +34,8 @@ def cloud_init_reboot_pending(applied_at: datetime | None, observed: ObservedVm)
         return False
     if observed.uptime is None:
         return True
-    return observed.uptime >= (utcnow() - applied_at).total_seconds()
+    # Proxmox rounds uptime down to whole seconds: only a boot clearly after the regenerate counts.
+    return observed.uptime + 1 > (utcnow() - applied_at).total_seconds()
 
 
 def _permanent(message: str) -> Exception:

@@ -280,3 +280,18 @@ def test_a_linked_clone_of_a_template_without_base_volumes_is_an_error_not_a_ret
     vm_id = cloned.create_vm(template="no-base", disk_gb=2, clone_mode="linked")
     row = cloned.reconcile(vm_id)
     assert row.sync_status == "error" and "Linked clone feature is not supported" in row.last_error
+
+
+def test_a_regenerated_drive_on_a_running_vm_needs_a_reboot_even_without_pending_keys(cloned):
+    """Real Proxmox applies cloud-init keys at once; the guest reads the drive at its next boot."""
+    vm_id = cloned.create_vm(template=UBUNTU, disk_gb=4, power_state="running", cloud_init={"user": "ops"})
+    vmid = cloned.reconcile(vm_id).vmid
+    cloned.update_vm(vm_id, cloud_init={"user": "admin"})
+    cloned.reconcile(vm_id)
+    fake = cloned.fake.vm(vmid)
+    fake.config.update(fake.pending)  # as real Proxmox: no pending cloud-init keys
+    fake.pending.clear()
+    row = cloned.reconcile(vm_id)
+    assert row.reboot_required and row.observed["pending"] == ["cloud-init"]
+    cloned.action(vm_id, "restart")
+    assert not cloned.reconcile(vm_id).reboot_required
