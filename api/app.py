@@ -21,6 +21,7 @@ from api.resources.health import Health, ReadinessCheck, Ready
 from api.resources.manifests import ManifestApply, ManifestExport
 from api.resources.snapshots import SnapshotCollection, SnapshotItem, SnapshotRollback
 from api.resources.stats import StatsHistory, SystemStats
+from api.resources.templates import TemplateCollection
 from api.resources.tokens import TokenCollection, TokenItem
 from api.resources.users import UserCollection, UserItem, UserQuota
 from api.resources.vms import VmAction, VmCollection, VmItem
@@ -85,6 +86,7 @@ def create_app(
         ("/firewall/{rule_id}", RuleItem(store, nudge)),
         ("/manifests", ManifestApply(store, settings.proxmox, settings.manifests, nudge)),
         ("/manifests/export", ManifestExport(store)),
+        ("/templates", TemplateCollection(store)),
         ("/stats/system", SystemStats(store)),
         ("/stats/system/history", StatsHistory(store)),
         ("/audit-logs", AuditLogs(store)),

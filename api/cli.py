@@ -107,8 +107,8 @@ def _client_commands(commands: Any) -> None:
             sub.add_argument("--dry-run", action="store_true", help="only print the plan")
             waiting(sub, "every object is synced (or gone)")
 
-    get = client("get", "list VMs, or show one", [common])
-    get.add_argument("resource", choices=("vms", "vm"), help="what to get")
+    get = client("get", "list VMs (or show one), or the cluster's templates", [common])
+    get.add_argument("resource", choices=("vms", "vm", "templates", "template"), help="what to get")
     get.add_argument("name", nargs="?", help="one VM by name")
     get.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
     get.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector k=v[,k2=v2]")

@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
+from controller.guest import answer_fields as guest_fields
 from controller.quotas import Usage
 from controller.specs import PowerState, SyncStatus
 from controller.store.models import ApiToken, AuditLog, FirewallRule, StatsSample, User, VirtualMachine, VmSnapshot
@@ -100,6 +101,22 @@ class VmOut(BaseModel):
     labels: dict[str, str] = Field(description="Free-form labels (filter with ?label_selector=k=v).")
     apply_set: str | None = Field(description="The manifest apply set that created the VM; null when it "
                                               "was created through the REST API.")
+    template: int | str | None = Field(description="The template cloned at creation (name or vmid).")
+    clone_mode: str | None = Field(description="full or linked (null: not cloned).")
+    cloud_init: dict[str, Any] | None = Field(description="Cloud-init settings without the password, with "
+                                                          "`password_set: true/false`.")
+    disks: list[dict[str, Any]] = Field(description="Extra data disks (scsi1...): size_gb, storage.")
+    networks: list[dict[str, Any]] | None = Field(description="NICs (net0...): bridge, model, vlan, firewall, "
+                                                              "mac; null: the default single NIC.")
+    tags: list[str] = Field(description="Proxmox tags (lower case, sorted; `pvem` is added in Proxmox).")
+    pool: str | None
+    start_on_boot: bool
+    agent: bool
+    description: str | None
+    ip_addresses: list[str] = Field(description="Addresses the guest agent reports (no loopback or "
+                                                "link-local); empty when the agent does not answer.")
+    current_task: str | None = Field(description="The Proxmox task (UPID) pvem is waiting for, such as a long "
+                                                 "clone; null when none.")
 
 
 class SnapshotOut(BaseModel):
@@ -193,7 +210,8 @@ def vm_dict(vm: VirtualMachine) -> dict[str, Any]:
         "last_error": vm.last_error, "last_synced_at": timestamp(vm.last_synced_at),
         "restart_pending": vm.restart_requests > vm.restarts_done,
         "reboot_required": vm.reboot_required, "observed": vm.observed or {},
-        "labels": vm.labels or {}, "apply_set": vm.apply_set,
+        "labels": vm.labels or {}, "apply_set": vm.apply_set, **guest_fields(vm),
+        "ip_addresses": list(vm.ip_addresses or []), "current_task": vm.last_upid,
     }
 
 

@@ -105,6 +105,10 @@ class ControllerSettings(_Section):
     reboot_policy: Literal["never", "auto"] = "never"
     on_missing: Literal["recreate", "report"] = "recreate"
     stop_grace_seconds: float = Field(30.0, ge=0)
+    # issue 7: how long a clone's task may run (full clones of big disks take minutes), and how often the
+    # guest agent of each running VM is asked for its addresses.
+    clone_timeout_seconds: float = Field(3600.0, gt=0)
+    agent_refresh_seconds: float = Field(30.0, gt=0)
 
 
 class StatsSettings(_Section):

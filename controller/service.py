@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from controller import stats, users
+from controller.agent import AgentRefresher
 from controller.config import Settings
 from controller.log import get_logger
 from controller.proxmox.client import ProxmoxClient
@@ -31,9 +32,12 @@ class ControllerService:
         self.sampler = stats.HostSampler()
         self.client: ProxmoxClient | None = None
         self.reconciler: Reconciler | None = None
+        self.agent: AgentRefresher | None = None
         if settings.proxmox.host:
             self.client = ProxmoxClient(settings.proxmox)
             self.reconciler = self._build_reconciler(self.client)
+            self.agent = AgentRefresher(store, self.client, settings.controller.agent_refresh_seconds,
+                                        self.reconciler.stopping)
 
     def _build_reconciler(self, client: ProxmoxClient) -> Reconciler:
         ctl, pve = self.settings.controller, self.settings.proxmox
@@ -42,7 +46,8 @@ class ControllerService:
         loop = LoopSettings(workers=ctl.workers, per_node=ctl.per_node_workers, backoff_max=ctl.backoff_max_seconds,
                             error_retry_seconds=ctl.error_retry_seconds, resync_seconds=ctl.resync_interval_seconds,
                             pass_interval=ctl.reconcile_interval_seconds)
-        return Reconciler(self.store, client, policy, loop, pve.storage, pve.bridge, (pve.vmid_min, pve.vmid_max))
+        return Reconciler(self.store, client, policy, loop, pve.storage, pve.bridge, (pve.vmid_min, pve.vmid_max),
+                          clone_timeout=ctl.clone_timeout_seconds)
 
     # ------------------------------------------------------------ start-up
 
@@ -110,9 +115,13 @@ class ControllerService:
             self.scheduler.every(ctl.reconcile_interval_seconds, self.reconciler.full_pass, "full_pass")
             self.scheduler.every(ctl.poll_interval_seconds, self.reconciler.poll_database, "poll_database")
             self.scheduler.run_soon(self.reconciler.full_pass, "first_pass")
+            if self.agent is not None:
+                self.scheduler.every(ctl.agent_refresh_seconds, self.agent.run_once, "guest_agent")
         self.scheduler.start()
 
     def stop(self) -> None:
+        if self.reconciler is not None:
+            self.reconciler.stopping.set()  # ends a paced guest-agent round at once
         self.scheduler.shutdown(wait=True)
         if self.reconciler is not None:
             self.reconciler.stop(self.settings.controller.stop_grace_seconds)

@@ -22,6 +22,18 @@ from pydantic import (
     field_validator,
 )
 
+from controller.guest_specs import (
+    MAX_DISKS,
+    MAX_NICS,
+    CloneMode,
+    CloudInit,
+    DiskSpec,
+    NetworkSpec,
+    TemplateRef,
+    canonical_tags,
+    check_pool,
+)
+
 PowerState = Literal["running", "stopped", "paused"]
 PowerAction = Literal["start", "stop", "restart", "pause", "unpause"]
 SyncStatus = Literal["pending", "syncing", "synced", "error", "deleting"]
@@ -106,7 +118,48 @@ MemoryMb = Annotated[int, Field(ge=16, le=4_194_304, strict=True)]
 DiskGb = Annotated[int, Field(ge=1, le=65_536, strict=True)]
 
 
-class VmCreate(Spec):
+class GuestFields(Spec):
+    """Guest fields shared by create, update and manifests (issue 7). On create, omitted ones take their
+    defaults; on update and in manifests, omitted ones are left alone."""
+
+    template: TemplateRef | None = Field(None, description="The template VM to clone, by name or vmid. Fixed "
+                                                          "at creation.")
+    clone_mode: CloneMode | None = Field(None, description="full (default) or linked. Fixed at creation.")
+    cloud_init: CloudInit | None = Field(None, description="Cloud-init settings; a partial update merges, a key "
+                                                          "set to null clears it. `password` is write-only.")
+    disks: list[DiskSpec] | None = Field(None, max_length=MAX_DISKS,
+                                         description="Extra data disks in order: scsi1, scsi2, ... Only grow; "
+                                                     "a disk removed from the list is detached (kept as unusedN).")
+    networks: list[NetworkSpec] | None = Field(None, max_length=MAX_NICS,
+                                               description="NICs in order: net0, net1, ... Without it, one "
+                                                           "virtio NIC on proxmox.bridge.")
+    tags: list[str] | None = Field(None, max_length=64, description="Proxmox tags: a case-insensitive set; "
+                                                                    "pvem's own `pvem` tag is always kept.")
+    pool: str | None = Field(None, description="A Proxmox resource pool; the VM joins it and moves on change.")
+    start_on_boot: Annotated[bool, Field(strict=True)] | None = Field(None, description="Proxmox `onboot`.")
+    agent: Annotated[bool, Field(strict=True)] | None = Field(None, description="QEMU guest agent (default on).")
+    description: str | None = Field(None, max_length=8192, description="Proxmox notes; pvem's mark is kept "
+                                                                        "beside this text.")
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str] | None) -> list[str] | None:
+        return canonical_tags(value)
+
+    @field_validator("pool")
+    @classmethod
+    def _pool(cls, value: str | None) -> str | None:
+        return check_pool(value)
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and not 100 <= value <= 999_999_999:
+            raise ValueError("a template vmid is between 100 and 999999999")
+        return value
+
+
+class VmCreate(GuestFields):
     name: VmName
     cpu_cores: Cores = 1
     memory_mb: MemoryMb = 512
@@ -127,7 +180,7 @@ class VmCreate(Spec):
         return None if value is None else check_node_name(value)
 
 
-class VmSettable(Spec):
+class VmSettable(GuestFields):
     """The VM fields an update may set; omitted ones are left alone. Shared by PUT and manifests."""
 
     cpu_cores: Cores | None = None

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from controller import audit, quotas
+from controller import audit, guest, quotas
 from controller.actor import Actor
 from controller.errors import Conflict, Forbidden, Invalid, NotFound
 from controller.specs import VmCreate, VmUpdate
@@ -135,6 +135,7 @@ def insert_vm(session: Session, owner_id: str, spec: VmCreate, vmid_range: tuple
     if not node:
         raise Invalid("is required (no proxmox.default_node is configured)", field="node")
     _check_name_free(session, owner_id, spec.name)
+    template_disk_gb = guest.check_template(session, spec)
 
     now = utcnow()
     vm = VirtualMachine(
@@ -143,6 +144,10 @@ def insert_vm(session: Session, owner_id: str, spec: VmCreate, vmid_range: tuple
         generation=1, observed_generation=0, sync_status="pending", status="unknown", created_at=now,
         updated_at=now,
     )
+    for key, value in guest.create_columns(spec).items():
+        setattr(vm, key, value)
+    if template_disk_gb is not None:
+        vm.disk_gb = template_disk_gb
     # SQLite serialises writers (BEGIN IMMEDIATE); on PostgreSQL the unique index arbitrates and we retry.
     for _attempt in range(VMID_ATTEMPTS):
         vm.vmid = next_vmid(session, *vmid_range)
@@ -157,7 +162,7 @@ def insert_vm(session: Session, owner_id: str, spec: VmCreate, vmid_range: tuple
 
 
 def spec_of(vm: VirtualMachine) -> dict[str, Any]:
-    return {field: getattr(vm, field) for field in SPEC_FIELDS}
+    return {**{field: getattr(vm, field) for field in SPEC_FIELDS}, **guest.answer_fields(vm)}
 
 
 def check_disk_growth(vm: VirtualMachine, disk_gb: int) -> None:
@@ -189,6 +194,7 @@ def update_vm(session: Session, actor: Actor, vm_id: str, update: VmUpdate) -> V
     requested = update.model_dump(exclude_unset=True)
     if "disk_gb" in requested:
         check_disk_growth(vm, requested["disk_gb"])
+    requested.update(guest.requested_values(vm, requested))
     changes = field_changes(vm, requested)
     if not changes:
         return vm
@@ -197,8 +203,8 @@ def update_vm(session: Session, actor: Actor, vm_id: str, update: VmUpdate) -> V
     if any(value > 0 for value in growth.values()):
         quotas.check_growth(session, vm.owner_id, **growth)
     apply_changes(session, vm, changes)
-    audit.record(session, actor, "update_vm", RESOURCE, vm.id, {"vm_name": vm.name, "changes": changes},
-                 owner_id=vm.owner_id)
+    audit.record(session, actor, "update_vm", RESOURCE, vm.id,
+                 {"vm_name": vm.name, "changes": guest.redact_changes(changes)}, owner_id=vm.owner_id)
     return vm
 
 

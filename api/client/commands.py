@@ -163,6 +163,8 @@ def _post_manifests(args: argparse.Namespace, console: Console, *,
 
 def get(args: argparse.Namespace, console: Console) -> int:
     client = connect(args, console)
+    if args.resource in ("templates", "template"):
+        return _get_templates(args, console, client)
     if args.name:
         vm = find_vm(client, args.name, args.selector)
         found: Any = vm
@@ -179,6 +181,23 @@ def get(args: argparse.Namespace, console: Console) -> int:
         console.out(render.vm_table(listing))
     else:
         console.stderr.write("No VMs found.\n")
+    return OK
+
+
+def _get_templates(args: argparse.Namespace, console: Console, client: ApiClient) -> int:
+    templates = [item for item in _sequence(client.get("templates"), "templates") if isinstance(item, dict)]
+    if args.name:
+        templates = [item for item in templates if args.name in (item.get("name"), str(item.get("vmid")))]
+        if not templates:
+            raise CliError(f"no template named {args.name!r}")
+    if args.output == "json":
+        console.out(render.as_json(templates))
+    elif args.output == "yaml":
+        console.out(render.as_yaml(templates))
+    elif templates:
+        console.out(render.template_table(templates))
+    else:
+        console.stderr.write("No templates found (the controller lists them after its first pass).\n")
     return OK
 
 

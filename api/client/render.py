@@ -100,14 +100,25 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
                      for row in cells)
 
 
-VM_COLUMNS = ("NAME", "VMID", "NODE", "DESIRED", "STATUS", "SYNC", "CORES", "MEMORY", "DISK")
+VM_COLUMNS = ("NAME", "VMID", "NODE", "DESIRED", "STATUS", "SYNC", "CORES", "MEMORY", "DISK", "ADDRESSES")
 
 
 def vm_table(vms: Sequence[Mapping[str, Any]]) -> str:
     rows = [(vm.get("name"), vm.get("vmid"), vm.get("node"), vm.get("power_state"), vm.get("status"),
              vm.get("sync_status"), vm.get("cpu_cores"), _unit(vm.get("memory_mb"), "MB"),
-             _unit(vm.get("disk_gb"), "GB")) for vm in sorted(vms, key=lambda vm: str(vm.get("name")))]
+             _unit(vm.get("disk_gb"), "GB"), ",".join(vm.get("ip_addresses") or []) or None)
+            for vm in sorted(vms, key=lambda vm: str(vm.get("name")))]
     return table(VM_COLUMNS, rows)
+
+
+TEMPLATE_COLUMNS = ("NAME", "VMID", "NODE", "DISK", "CLOUD-INIT")
+
+
+def template_table(templates: Sequence[Mapping[str, Any]]) -> str:
+    rows = [(item.get("name"), item.get("vmid"), item.get("node"), _unit(item.get("disk_gb"), "GB"),
+             "yes" if item.get("has_cloud_init") else "no")
+            for item in sorted(templates, key=lambda item: (str(item.get("name")), item.get("vmid") or 0))]
+    return table(TEMPLATE_COLUMNS, rows)
 
 
 def _unit(amount: Any, unit: str) -> str | None:
@@ -134,12 +145,14 @@ def describe(vm: Mapping[str, Any], snapshots: Sequence[Mapping[str, Any]], rule
         "Spec:",
         *_pairs([("Node", vm.get("node")), ("CPU cores", vm.get("cpu_cores")),
                  ("Memory", _unit(vm.get("memory_mb"), "MB")), ("Disk", _unit(vm.get("disk_gb"), "GB")),
-                 ("Power state", vm.get("power_state"))], indent=2),
+                 ("Power state", vm.get("power_state")), ("Template", vm.get("template")),
+                 ("Tags", ", ".join(vm.get("tags") or []) or None), ("Pool", vm.get("pool"))], indent=2),
         "Status:",
         *_pairs([("Power (observed)", vm.get("status")), ("Sync", vm.get("sync_status")),
                  ("Generation", generation), ("Last synced", vm.get("last_synced_at")),
                  ("Last error", vm.get("last_error")), ("Reboot required", _yes(vm.get("reboot_required"))),
-                 ("Restart pending", _yes(vm.get("restart_pending")))], indent=2),
+                 ("Restart pending", _yes(vm.get("restart_pending"))),
+                 ("Addresses", ", ".join(vm.get("ip_addresses") or []) or None)], indent=2),
         "Snapshots:",
         _indent(table(("NAME", "DESCRIPTION", "SYNC", "CREATED", "LAST ERROR"),
                       [(s.get("name"), s.get("description"), s.get("sync_status"), s.get("created_at"),

@@ -12,6 +12,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controller.guest import export_fields
 from controller.manifests.model import API_VERSION
 from controller.manifests.plan import KIND, Children, compact, rule_values, snapshot_values
 from controller.store.models import FirewallRule, VirtualMachine, VmSnapshot
@@ -39,7 +40,7 @@ def _document(vm: VirtualMachine, snapshots: list[VmSnapshot], rules: list[Firew
         "metadata": {"name": vm.name, "labels": dict(vm.labels or {})},
         "spec": {
             "node": vm.node, "cpu_cores": vm.cpu_cores, "memory_mb": vm.memory_mb, "disk_gb": vm.disk_gb,
-            "power_state": vm.power_state,
+            "power_state": vm.power_state, **export_fields(vm),
             "snapshots": [snapshot_values(snapshot.name, snapshot.description) for snapshot in snapshots],
             "firewall": [compact(rule_values(rule)) for rule in rules],
         },

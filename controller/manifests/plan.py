@@ -14,7 +14,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller import firewall, vms
+from controller import firewall, guest, vms
 from controller.errors import Conflict, Invalid
 from controller.manifests.model import ManifestInvalid, Problem, VmManifest
 from controller.specs import RuleSpec, SnapshotCreate, VmCreate
@@ -89,6 +89,7 @@ def plan(session: Session, owner_id: str, manifests: list[VmManifest], apply_set
         vm = existing.get(manifest.name)
         if vm is None:
             planned.append(_plan_create(manifest, default_node, problems))
+            _check_template(session, manifest, planned[-1], problems)
         elif vm.deletion_requested:
             raise Conflict(f"document {manifest.document} ({manifest.name}): the virtual machine is still being "
                            "deleted; apply again once it is gone")
@@ -136,6 +137,9 @@ def _plan_create(manifest: VmManifest, default_node: str | None, problems: list[
     changes = [Change("metadata.labels", None, create.labels)] if create.labels else []
     changes += [Change(f"spec.{key}", None, getattr(create, key))
                 for key in ("node", "cpu_cores", "memory_mb", "disk_gb", "power_state")]
+    guest_values = guest.create_columns(create)
+    changes += [Change(f"spec.{key}", None, guest.shown_cloud_init(value) if key == "cloud_init" else value)
+                for key, value in guest_values.items() if key in values]
     snapshots = spec.snapshots or []
     rules = spec.firewall or []
     changes += [Change(f"spec.snapshots[{snap.name}]", None, snapshot_values(snap.name, snap.description))
@@ -143,6 +147,17 @@ def _plan_create(manifest: VmManifest, default_node: str | None, problems: list[
     changes += [Change(f"spec.firewall[{index}]", None, compact(rule_values(rule))) for index, rule in enumerate(rules)]
     return PlannedObject(manifest.name, "create", manifest.document, changes=changes, create_spec=create,
                          snapshots_new=list(snapshots), rules_new=list(enumerate(rules)))
+
+
+def _check_template(session: Session, manifest: VmManifest, item: PlannedObject, problems: list[Problem]) -> None:
+    """An unknown template (or a boot disk smaller than its) is the document's problem, found before writing."""
+    if item.create_spec is None:
+        return
+    try:
+        guest.check_template(session, item.create_spec)
+    except Invalid as exc:
+        problems.append(Problem(manifest.document, f"spec.{exc.field}" if exc.field else "spec",
+                                exc.message.removeprefix(f"{exc.field}: "), manifest.name))
 
 
 def _plan_update(vm: VirtualMachine, manifest: VmManifest, children: Children,
@@ -158,10 +173,19 @@ def _plan_update(vm: VirtualMachine, manifest: VmManifest, children: Children,
             problems.append(Problem(manifest.document, "spec.disk_gb",
                                     exc.message.removeprefix("disk_gb: "), manifest.name))
             requested.pop("disk_gb")
+    try:
+        requested.update(guest.requested_values(vm, requested))
+    except Invalid as exc:
+        problems.append(Problem(manifest.document, f"spec.{exc.field}" if exc.field else "spec",
+                                exc.message.removeprefix(f"{exc.field}: "), manifest.name))
+        requested = {key: value for key, value in requested.items() if key not in guest.GUEST_FIELDS}
+    except Conflict as exc:
+        raise Conflict(f"document {manifest.document} ({manifest.name}): {exc.message}") from exc
     for key, change in vms.field_changes(vm, requested).items():
         item.fields[key] = change["new"]
+        shown = guest.redact_change(key, change)
         item.changes.append(Change("metadata.labels" if key == "labels" else f"spec.{key}",
-                                   change["old"], change["new"]))
+                                   shown["old"], shown["new"]))
     if manifest.spec.snapshots is not None:
         _plan_snapshots(children.snapshots[vm.id], manifest, item)
     if manifest.spec.firewall is not None:

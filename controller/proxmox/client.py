@@ -164,6 +164,36 @@ class ProxmoxClient:
             data["digest"] = digest
         return _upid(self._call(lambda api: self._vm(api, node, vmid).config.post(**data)))
 
+    def clone_vm(self, node: str, template_vmid: int, newid: int, *, name: str, full: bool, target: str | None,
+                 storage: str | None, pool: str | None, description: str | None) -> str:
+        """POST .../qemu/{template}/clone (issue 7). `description` carries pvem's mark, so a clone cut short by a
+        crash is still recognised as pvem's; `storage` goes with full clones only. Returns the UPID."""
+        data = _form({"newid": newid, "name": name, "full": full, "target": target if target != node else None,
+                      "storage": storage if full else None, "pool": pool, "description": description})
+        upid = _upid(self._call(lambda api: self._vm(api, node, template_vmid).clone.post(**data)))
+        if upid is None:
+            raise ProxmoxError(f"Proxmox answered the clone of template {template_vmid} without a task id",
+                               transient=False)
+        return upid
+
+    def regenerate_cloudinit(self, node: str, vmid: int) -> None:
+        """PUT .../cloudinit: rebuild the cloud-init drive from the current config (no task)."""
+        self._call(lambda api: self._vm(api, node, vmid).cloudinit.put())
+
+    def pool_ids(self) -> list[str]:
+        """The cluster's resource pools (GET /pools)."""
+        return sorted(str(item["poolid"]) for item in self._call(lambda api: api.pools.get()) if item.get("poolid"))
+
+    def set_pool(self, vmid: int, pool: str) -> None:
+        """Put the VM in `pool`, moving it out of another one (PUT /pools with allow-move)."""
+        self._call(lambda api: api.pools.put(poolid=pool, vms=str(vmid), **{"allow-move": 1}))
+
+    def agent_interfaces(self, node: str, vmid: int) -> list[dict[str, Any]]:
+        """GET .../agent/network-get-interfaces: the guest's interfaces as qemu-guest-agent reports them."""
+        answer = self._call(lambda api: self._vm(api, node, vmid).agent("network-get-interfaces").get())
+        result = answer.get("result", answer) if isinstance(answer, dict) else answer
+        return [item for item in result if isinstance(item, dict)] if isinstance(result, list) else []
+
     def resize_disk(self, node: str, vmid: int, disk_key: str, size_gb: int) -> str | None:
         return _upid(self._call(lambda api: self._vm(api, node, vmid).resize.put(disk=disk_key, size=f"{size_gb}G")))
 

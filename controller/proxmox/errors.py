@@ -38,6 +38,11 @@ PERMANENT_TEXTS = (
     # A full storage needs an operator (free space, or a smaller disk in the spec): shown as an error, not
     # hidden behind retries. The loop's slow periodic retry of errored objects still notices freed space.
     "no space left on device",
+    # Clones (issue 7) that cannot work as asked: local storage on another node, a linked clone of a non-base
+    # volume. The spec (node, clone_mode) or the template must change.
+    "can't clone",
+    "linked clone feature is not supported",
+    "not allowed for linked clones",
 )
 
 _TLS_CONFIG_TEXTS = ("certificate verify failed", "certificate_verify_failed", "hostname mismatch", "doesn't match")

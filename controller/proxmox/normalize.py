@@ -160,6 +160,8 @@ class ObservedVm:
     netin: int
     netout: int
     template: bool
+    pool: str | None = None
+    maxdisk_bytes: int | None = None
 
 
 def observed_vm_from_resource(item: dict[str, Any]) -> ObservedVm:
@@ -183,6 +185,8 @@ def observed_vm_from_resource(item: dict[str, Any]) -> ObservedVm:
         netin=to_int(item.get("netin")) or 0,
         netout=to_int(item.get("netout")) or 0,
         template=bool(to_bool(item.get("template"))),
+        pool=str(item["pool"]) if item.get("pool") else None,
+        maxdisk_bytes=to_int(item.get("maxdisk")),
     )
 
 

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from controller.proxmox.client import ProxmoxClient
 from controller.proxmox.errors import ProxmoxError
-from controller.proxmox.marks import MARK_TAG, description_with_mark, snapshot_description
+from controller.proxmox.marks import MARK_TAG, description_with_mark, snapshot_description, tags_with_mark
 from controller.reconcile import state
 from controller.reconcile.diff import plan
+from controller.reconcile.guest_act import GuestActions, cloud_init_reboot_pending
 from controller.reconcile.model import Action, DesiredVm, ObservedVm, Policy
 from controller.reconcile.observe import ClusterView, observe_vm, summary
 from controller.store import Store
@@ -29,6 +31,12 @@ REPLAN_AFTER = {"create", "reassign_vmid", "migrate", "destroy", "forget_vm", "r
                 "rule_update", "rule_delete"}
 DRIFT_KINDS = {"update_config", "migrate", "start", "shutdown", "stop", "suspend", "resume", "rule_add",
                "rule_move", "rule_update", "rule_delete", "firewall_enable", "snapshot_create", "snapshot_describe"}
+
+
+def redacted(changes: dict[str, Any]) -> dict[str, Any]:
+    """Config changes as audit records show them: the cloud-init password never, only that it changed."""
+    return {key: ("(changed)" if key == "cipassword" and value is not None else value)
+            for key, value in changes.items()}
 
 
 class Permanent(Exception):
@@ -50,14 +58,16 @@ class Context:
     observed: ObservedVm | None
 
 
-class VmReconciler:
+class VmReconciler(GuestActions):
     def __init__(self, client: ProxmoxClient, store: Store, view: ClusterView, policy: Policy,
                  storage: str, bridge: str, vmid_range: tuple[int, int], stopping: threading.Event,
-                 task_timeout: float = 900) -> None:
-        self.client, self.store, self.view, self.policy = client, store, view, policy
+                 task_timeout: float = 900, clone_timeout: float = 3600) -> None:
+        self.client, self.store, self.view = client, store, view
+        self.policy = replace(policy, storage=storage, bridge=bridge)
         self.storage, self.bridge, self.vmid_range = storage, bridge, vmid_range
         self.stopping = stopping
         self.task_timeout = task_timeout
+        self.clone_timeout = clone_timeout
         self.status = state.StatusWriter(store)
 
     def run(self, vm_id: str) -> Outcome:
@@ -71,9 +81,15 @@ class VmReconciler:
                 desired, row = loaded
                 owner_id, restart_requests, upid, was_synced = (row.owner_id, row.restart_requests, row.last_upid,
                                                                 row.sync_status == "synced")
+                cloud_init_applied_at: datetime | None = row.cloud_init_applied_at
             if upid:
+                if not desired.deleting and _round == 0:
+                    self.status.set_vm(vm_id, sync_status="syncing")  # e.g. a long clone resumed after a restart
                 self._resume(vm_id, upid)
             observed = self._observe(desired)
+            if observed is not None and cloud_init_reboot_pending(cloud_init_applied_at, observed):
+                # A regenerated cloud-init drive is read at the next boot: a pending change like any other.
+                observed = replace(observed, pending_keys=(*observed.pending_keys, "cloud-init"))
             actions = plan(desired, observed, self.policy)
             if not actions:
                 assert observed is not None  # an empty plan means the VM exists and is ours
@@ -110,14 +126,16 @@ class VmReconciler:
 
     def _resume(self, vm_id: str, upid: str) -> None:
         """A task started before a restart: wait for it (its outcome shows in the next observation)."""
+        timeout = self.clone_timeout if ":qmclone:" in upid else self.task_timeout
         try:
-            self.client.wait_task(upid, timeout=self.task_timeout, should_stop=self.stopping.is_set)
+            self.client.wait_task(upid, timeout=timeout, should_stop=self.stopping.is_set)
         except ProxmoxError as exc:
             if exc.transient:
                 raise
         self.status.set_vm(vm_id, last_upid=None)
 
-    def _write(self, ctx: Context, operation: str, call: Callable[[], str | None], **details: Any) -> None:
+    def _write(self, ctx: Context, operation: str, call: Callable[[], str | None], wait_timeout: float | None = None,
+               **details: Any) -> None:
         """One Proxmox write: store the UPID first, wait for the task, audit the outcome either way."""
         vm = ctx.desired
         record: dict[str, Any] = {"vm_name": vm.name, "vmid": vm.vmid, "node": ctx.node, **details}
@@ -126,7 +144,8 @@ class VmReconciler:
             record["upid"] = upid
             if upid:
                 self.status.set_vm(vm.id, last_upid=upid)
-                self.client.wait_task(upid, timeout=self.task_timeout, should_stop=self.stopping.is_set)
+                self.client.wait_task(upid, timeout=wait_timeout or self.task_timeout,
+                                      should_stop=self.stopping.is_set)
                 self.status.set_vm(vm.id, last_upid=None)
         except ProxmoxError as exc:
             if not (exc.transient and "stopped waiting" in exc.message):
@@ -168,9 +187,14 @@ class VmReconciler:
         if recreate:
             self.status.audit("vm_missing", vm.id, ctx.owner_id, {"vm_name": vm.name, "vmid": vm.vmid,
                                                                    "policy": "recreate"})
+        if vm.guest is not None and vm.guest.template is not None:
+            self._clone(ctx, recreate)
+            return
+        text = (vm.guest.description or "") if vm.guest else ""
+        tags = tags_with_mark(vm.guest.tags) if vm.guest else MARK_TAG
         call = lambda: self.client.create_vm(  # noqa: E731
             vm.node, vm.vmid, name=vm.name, cores=vm.cores, memory_mb=vm.memory_mb, disk_gb=vm.disk_gb,
-            storage=self.storage, bridge=self.bridge, description=description_with_mark(vm.id), tags=MARK_TAG)
+            storage=self.storage, bridge=self.bridge, description=description_with_mark(vm.id, text), tags=tags)
         try:
             self._write(ctx, "create", call, cores=vm.cores, memory_mb=vm.memory_mb, disk_gb=vm.disk_gb,
                         recreate=recreate)
@@ -220,7 +244,8 @@ class VmReconciler:
     def _do_update_config(self, ctx: Context, changes: dict[str, Any]) -> None:
         digest = ctx.observed.digest if ctx.observed else None
         self._write(ctx, "update_config", lambda: self.client.update_config(ctx.node, ctx.desired.vmid, changes,
-                                                                             digest), changes=changes)
+                                                                             digest), changes=redacted(changes))
+        self._after_config_write(ctx, changes)
 
     def _do_resize(self, ctx: Context, disk_key: str, size_gb: int) -> None:
         self._write(ctx, "resize", lambda: self.client.resize_disk(ctx.node, ctx.desired.vmid, disk_key, size_gb),
@@ -247,6 +272,7 @@ class VmReconciler:
 
     def _do_reboot(self, ctx: Context, reason: str) -> None:
         self._write(ctx, "reboot", lambda: self.client.reboot(ctx.node, ctx.desired.vmid), reason=reason)
+        self.status.set_vm(ctx.desired.id, cloud_init_applied_at=None)  # the guest reads its new drive now
         if ctx.desired.restart_pending:
             self.status.set_vm(ctx.desired.id, restarts_done=ctx.restart_requests)
 

@@ -8,6 +8,7 @@ another node), and firewall rule edits one at a time (each shifts the positions 
 from __future__ import annotations
 
 from controller.proxmox.marks import rule_comment, strip_mark
+from controller.reconcile.guest_diff import guest_actions, guest_changes
 from controller.reconcile.model import Action, DesiredRule, DesiredVm, ObservedRule, ObservedVm, Policy
 
 
@@ -31,11 +32,12 @@ def plan(desired: DesiredVm, observed: ObservedVm | None, policy: Policy) -> lis
         return [Action("migrate", {"target": desired.node, "online": observed.status != "stopped"})]
 
     actions: list[Action] = []
-    changes = config_changes(desired, observed)
+    changes = {**config_changes(desired, observed), **guest_changes(desired, observed, policy)}
     if changes:
         actions.append(Action("update_config", {"changes": changes}))
     if _needs_resize(desired, observed):
         actions.append(Action("resize", {"disk_key": observed.disk_key, "size_gb": desired.disk_gb}))
+    actions += guest_actions(desired, observed, changes)
     actions += _plan_snapshots(desired, observed)
     rule_step = next_rule_step(desired.rules, observed.rules)
     if rule_step is not None:

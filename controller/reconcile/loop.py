@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from controller import templates
 from controller.log import get_logger
 from controller.proxmox.client import ProxmoxClient
 from controller.proxmox.errors import ProxmoxError
@@ -50,11 +51,12 @@ class _Tracking:
 
 class Reconciler:
     def __init__(self, store: Store, client: ProxmoxClient, policy: Policy, loop: LoopSettings,
-                 storage: str, bridge: str, vmid_range: tuple[int, int]) -> None:
+                 storage: str, bridge: str, vmid_range: tuple[int, int], clone_timeout: float = 3600) -> None:
         self.store, self.client, self.policy, self.settings = store, client, policy, loop
         self.stopping = threading.Event()
         self.view = ClusterView(client)
-        self.worker = VmReconciler(client, store, self.view, policy, storage, bridge, vmid_range, self.stopping)
+        self.worker = VmReconciler(client, store, self.view, policy, storage, bridge, vmid_range, self.stopping,
+                                   clone_timeout=clone_timeout)
         self._cond = threading.Condition()
         self._queued: set[str] = set()
         self._running: set[str] = set()
@@ -97,6 +99,10 @@ class Reconciler:
             self.last_pass_error = exc.message
             log.warning("observation_failed", error=exc.message)
             return  # a failed observation never means "everything is gone"
+        try:
+            templates.refresh_inventory(self.store, self.client, listed)
+        except Exception:  # the inventory is for the API's checks: never a reason to skip the pass
+            log.exception("template_inventory_failed")
         with self.store.read() as session:
             rows = state.load_all(session)
         due_budget = max(1, math.ceil(len(rows) * self.settings.pass_interval / self.settings.resync_seconds))

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.proxmox.guest_config import GuestConfig
+
 
 @dataclass(frozen=True)
 class DesiredSnapshot:
@@ -34,6 +36,26 @@ class DesiredRule:
 
 
 @dataclass(frozen=True)
+class DesiredGuest:
+    """The guest fields of a VM's spec (issue 7), as the reconciler needs them; see controller/guest.py."""
+
+    template: int | str | None = None
+    clone_mode: str = "full"
+    cloud_init: dict[str, Any] | None = None  # without the password
+    password: str | None = None
+    cloud_init_digest: str | None = None  # of cloud_init + password: what a regenerate must have applied
+    applied_cloud_init: str | None = None  # the digest Proxmox last regenerated the drive from
+    disks: tuple[dict[str, Any], ...] = ()  # {size_gb, storage}
+    applied_disks: dict[str, int] = field(default_factory=dict)  # scsiN -> size pvem attached or grew it to
+    networks: tuple[dict[str, Any], ...] | None = None
+    tags: tuple[str, ...] = ()
+    pool: str | None = None
+    start_on_boot: bool = False
+    agent: bool = True
+    description: str | None = None
+
+
+@dataclass(frozen=True)
 class DesiredVm:
     id: str
     vmid: int
@@ -52,6 +74,7 @@ class DesiredVm:
     migrated_generation: int | None = None  # generation whose migration Proxmox confirmed
     snapshots: tuple[DesiredSnapshot, ...] = ()
     rules: tuple[DesiredRule, ...] = ()
+    guest: DesiredGuest | None = None  # None: a VM without guest fields (tests building DesiredVm by hand)
 
 
 @dataclass(frozen=True)
@@ -94,6 +117,9 @@ class ObservedVm:
     rules: tuple[ObservedRule, ...] = ()
     firewall_enabled: bool = False
     digest: str | None = None  # the config digest, sent with config writes
+    guest: GuestConfig | None = None  # the guest config with pending values applied (full observations)
+    pool: str | None = None  # from the bulk listing
+    uptime: int | None = None  # seconds, from status/current
 
 
 @dataclass(frozen=True)
@@ -111,3 +137,5 @@ class Policy:
     on_missing: str = "recreate"  # recreate | report
     reboot_policy: str = "never"  # never | auto
     shutdown_timeout: int = 60
+    storage: str = "local-lvm"  # proxmox.storage: extra disks and cloud-init drives without their own
+    bridge: str = "vmbr0"  # proxmox.bridge: NICs without their own

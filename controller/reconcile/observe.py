@@ -5,17 +5,32 @@ Observation never changes anything. A failed read raises; it is never taken to m
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import Any
 
 from controller.proxmox.client import ProxmoxClient
+from controller.proxmox.guest_config import guest_from_config
 from controller.proxmox.marks import mark_of, rule_mark, snapshot_mark
 from controller.proxmox.normalize import ObservedVm as ListedVm
 from controller.proxmox.normalize import memory_to_mb, pending_changes, to_bool, to_int
 from controller.reconcile.model import ObservedRule, ObservedSnapshot, ObservedVm
 
 MANAGED_KEYS = ("name", "cores", "memory")
+# Guest keys whose pending values need a reboot (issue 7): cloud-init, NICs, disks.
+_GUEST_PENDING = re.compile(r"^(ciuser|cipassword|sshkeys|nameserver|searchdomain|ipconfig\d+|net\d+|scsi\d+|ide\d+)$")
+
+
+def _with_pending(raw: dict[str, Any], pending: dict[str, Any]) -> dict[str, Any]:
+    """The config as the next boot will have it: pending values set, pending deletions gone."""
+    config = dict(raw)
+    for key, value in pending.items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    return config
 
 
 class ClusterView:
@@ -101,12 +116,14 @@ def observe_vm(client: ProxmoxClient, listed: ListedVm, full: bool = True) -> Ob
         cores=to_int(pending["cores"]) if pending.get("cores") is not None else base.cores,
         memory_mb=memory_to_mb(pending["memory"]) if pending.get("memory") is not None else base.memory_mb,
         disk_key=base.disk_key, disk_gb=base.disk_gb, status=base.status, lock=base.lock,
-        pending_keys=tuple(sorted(key for key in pending if key in MANAGED_KEYS)),
+        pending_keys=tuple(sorted(key for key in pending if key in MANAGED_KEYS or _GUEST_PENDING.match(key))),
         snapshots=tuple(ObservedSnapshot(name=str(item["name"]), description=item.get("description"),
                                          mark=snapshot_mark(item.get("description")))
                         for item in client.snapshots(node, vmid)),
         rules=tuple(_rule(item) for item in rules),
         firewall_enabled=bool(to_bool(options.get("enable"))), digest=base.digest,
+        guest=guest_from_config(_with_pending(config.raw, pending)), pool=listed.pool,
+        uptime=to_int(status.get("uptime")),
     )
 
 
@@ -128,5 +145,15 @@ def summary(observed: ObservedVm) -> dict[str, Any]:
         "disk_gb": observed.disk_gb, "status": observed.status, "pending": list(observed.pending_keys),
         "unmanaged_snapshots": [item.name for item in observed.snapshots if item.mark is None],
         "unmanaged_rules": sum(1 for item in observed.rules if item.mark is None),
-        "firewall_enabled": observed.firewall_enabled,
+        "firewall_enabled": observed.firewall_enabled, **_guest_summary(observed),
     }
+
+
+def _guest_summary(observed: ObservedVm) -> dict[str, Any]:
+    """The guest part of what people see: never a cloud-init value that could hold a secret."""
+    found = observed.guest
+    if found is None:
+        return {}
+    return {"tags": list(found.tags), "pool": observed.pool,
+            "macs": [nic.mac for _index, nic in sorted(found.nics.items())],
+            "disks": sorted(found.extra_disks), "cloud_init_drive": found.cloud_init_drive}

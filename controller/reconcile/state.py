@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from controller import audit
 from controller.actor import CONTROLLER
+from controller.guest import desired_guest
 from controller.reconcile.model import DesiredRule, DesiredSnapshot, DesiredVm
 from controller.store import Store
 from controller.store.models import DeletedVm, FirewallRule, VirtualMachine, VmSnapshot, utcnow
@@ -38,6 +39,7 @@ def _desired(row: VirtualMachine, snapshots: list[VmSnapshot], rules: list[Firew
         deleting=row.deletion_requested, generation=row.generation, observed_generation=row.observed_generation,
         provisioned=row.provisioned, applied_disk_gb=row.applied_disk_gb, migrated_generation=row.migrated_generation,
         snapshots=tuple(_snapshot(item) for item in snapshots), rules=tuple(_rule(item) for item in rules),
+        guest=desired_guest(row),
     )
 
 

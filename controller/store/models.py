@@ -138,6 +138,20 @@ class VirtualMachine(Base):
     # set are pruned by an apply of that set.
     apply_set: Mapped[str | None] = mapped_column(String(63), default=None, index=True)
     restart_requests: Mapped[int] = mapped_column(Integer, default=0)  # one-shot: honoured once each
+    # guest fields (issue 7; controller/guest.py owns their forms). The cloud-init password is kept apart from
+    # the rest of cloud_init so that nothing that shows a VM's spec can show it by accident.
+    template_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    template_vmid: Mapped[int | None] = mapped_column(Integer, default=None)
+    clone_mode: Mapped[str | None] = mapped_column(String(8), default=None)
+    cloud_init_spec: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
+    cloud_init_password: Mapped[str | None] = mapped_column(Text, default=None)
+    disks: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    networks: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
+    tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    pool: Mapped[str | None] = mapped_column(String(255), default=None)
+    start_on_boot: Mapped[bool] = mapped_column(Boolean, default=False)
+    agent: Mapped[bool] = mapped_column(Boolean, default=True)
+    description: Mapped[str | None] = mapped_column(Text, default=None)
     deletion_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     generation: Mapped[int] = mapped_column(Integer, default=1)
 
@@ -157,6 +171,41 @@ class VirtualMachine(Base):
     error_generation: Mapped[int | None] = mapped_column(Integer, default=None)  # permanent error at this gen
     observed: Mapped[dict[str, Any]] = mapped_column(default=dict)  # last deep observation, for people
     last_observed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # guest status (issue 7)
+    ip_addresses: Mapped[list[Any]] = mapped_column(JSON, default=list)  # from the guest agent
+    ip_addresses_at: Mapped[datetime | None] = mapped_column(default=None)
+    applied_disks: Mapped[dict[str, Any]] = mapped_column(default=dict)  # scsiN -> size Proxmox confirmed
+    applied_cloud_init: Mapped[str | None] = mapped_column(String(64), default=None)  # digest regenerated
+    cloud_init_applied_at: Mapped[datetime | None] = mapped_column(default=None)  # regenerated while running
+
+    @property
+    def template(self) -> int | str | None:
+        """The template as given: a vmid (int) or a name."""
+        return self.template_vmid if self.template_vmid is not None else self.template_name
+
+    @template.setter
+    def template(self, value: int | str | None) -> None:
+        self.template_vmid = value if isinstance(value, int) else None
+        self.template_name = value if isinstance(value, str) else None
+
+    @property
+    def cloud_init(self) -> dict[str, Any] | None:
+        """The whole cloud-init spec, password included: for the domain's comparisons only, never for answers."""
+        if self.cloud_init_spec is None:
+            return None
+        found = dict(self.cloud_init_spec)
+        if self.cloud_init_password is not None:
+            found["password"] = self.cloud_init_password
+        return found
+
+    @cloud_init.setter
+    def cloud_init(self, value: dict[str, Any] | None) -> None:
+        if value is None:
+            self.cloud_init_spec, self.cloud_init_password = None, None
+            return
+        rest = dict(value)
+        self.cloud_init_password = rest.pop("password", None)
+        self.cloud_init_spec = rest
 
 
 class DeletedVm(Base):
@@ -241,6 +290,21 @@ class AuditLog(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     ip_address: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ClusterTemplate(Base):
+    """The cluster's template VMs, refreshed by the controller from its bulk listing (the API never asks
+    Proxmox). `disk_gb` and `has_cloud_init` come from the template's config, read when it is new or changed."""
+
+    __tablename__ = "cluster_templates"
+
+    vmid: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
+    node: Mapped[str] = mapped_column(String(64))
+    disk_gb: Mapped[int | None] = mapped_column(Integer, default=None)
+    has_cloud_init: Mapped[bool] = mapped_column(Boolean, default=False)
+    listed_disk_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)  # change detection
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class StatsSample(Base):

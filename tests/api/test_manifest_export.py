@@ -54,6 +54,7 @@ def test_export_defaults_to_yaml_documents_with_every_spec_field(api, user_token
         "apiVersion": "pvem/v1", "kind": "VirtualMachine",
         "metadata": {"name": "web-2", "labels": {"tier": "web", "env": "prod"}},
         "spec": {"node": "pve1", "cpu_cores": 2, "memory_mb": 512, "disk_gb": 10, "power_state": "stopped",
+                 "disks": [], "tags": [], "start_on_boot": False, "agent": True,
                  "snapshots": [{"name": "base", "description": "d"}],
                  "firewall": [{**SSH, "enabled": True}, {**DROP, "enabled": True}]},
     }

@@ -11,6 +11,7 @@ import os
 import signal
 import stat
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("server")
     env = {key: value for key, value in os.environ.items() if not key.startswith("PVEM_")}
     env.update({"XDG_CONFIG_HOME": str(home / "config"), "PVEM_AUTH__ARGON2_TIME_COST": "1",
-                "PVEM_AUTH__ARGON2_MEMORY_KIB": "64"})
+                "PVEM_AUTH__ARGON2_MEMORY_KIB": "64", "PVEM_CONTROLLER__AGENT_REFRESH_SECONDS": "1"})
     port = free_port()
     log = (home / "server.log").open("w")
     proc = subprocess.Popen([PVEM, "serve", "--demo", "--host", "127.0.0.1", "--port", str(port)], cwd=home,
@@ -187,7 +188,8 @@ def test_get_prints_table_json_and_yaml(cli):
         "web-1": (2, 1024, "pve1", {"tier": "web"}), "db-1": (1, 512, "pve2", {"tier": "db"})}
 
     lines = cli.authed("get", "vms").stdout.splitlines()
-    assert lines[0].split() == ["NAME", "VMID", "NODE", "DESIRED", "STATUS", "SYNC", "CORES", "MEMORY", "DISK"]
+    assert lines[0].split() == ["NAME", "VMID", "NODE", "DESIRED", "STATUS", "SYNC", "CORES", "MEMORY", "DISK",
+                                "ADDRESSES"]
     assert [line.split()[0] for line in lines[1:]] == ["db-1", "web-1"]
     web = lines[2].split()
     assert (web[2], web[3], web[6], web[7]) == ("pve1", "running", "2", "1024")
@@ -319,3 +321,28 @@ def test_login_with_an_api_token_and_its_scope_holds(cli):
     assert result.returncode == 3 and "read" in one_line_error(result)
     status, body = request("POST", f"{cli.server}/api/tokens", {"name": "child"}, token=read_token)
     assert status == 403, body
+
+def test_cloud_vms_example_deploys_clones_whose_addresses_get_vms_shows(cli):
+    """Issue 7's 'done when': apply the example with --wait against the demo, see the guests' addresses in
+    `pvem get vms`, then re-apply and apply the export: nothing changes."""
+    example = Path(__file__).parent.parent.parent / "manifests" / "cloud-vms.yaml"
+    templates = cli.authed("get", "templates")
+    assert templates.returncode == 0 and "ubuntu-24.04" in templates.stdout and "debian-13" in templates.stdout
+    applied = cli.authed("apply", "-f", str(example), "--apply-set", "cloud", "--wait", "--timeout", "60")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    deadline = time.monotonic() + 30
+    while True:
+        found = cli.vms()
+        if all(vm["ip_addresses"] for vm in found.values()):
+            break
+        assert time.monotonic() < deadline, found
+        time.sleep(0.5)
+    assert "192.0.2.21" in found["app-1"]["ip_addresses"] and "192.0.2.22" in found["app-2"]["ip_addresses"]
+    assert all(vm["template"] == "ubuntu-24.04" and vm["status"] == "running" for vm in found.values())
+    assert "192.0.2.21" in cli.authed("get", "vms").stdout
+    again = cli.authed("apply", "-f", str(example), "--apply-set", "cloud")
+    assert again.returncode == 0 and "No changes: 2 unchanged" in again.stdout
+    exported = cli.authed("export", "--apply-set", "cloud")
+    assert exported.returncode == 0
+    reapplied = cli.authed("apply", "-f", "-", "--apply-set", "cloud", stdin=exported.stdout)
+    assert reapplied.returncode == 0 and "No changes: 2 unchanged" in reapplied.stdout, reapplied.stdout

@@ -99,8 +99,10 @@ VMS = [
 
 def test_vm_table_has_the_columns_sorted_rows_and_aligned_cells():
     lines = render.vm_table(VMS).splitlines()
-    assert lines[0].split() == ["NAME", "VMID", "NODE", "DESIRED", "STATUS", "SYNC", "CORES", "MEMORY", "DISK"]
-    assert lines[1].split() == ["db", "-", "pve1", "running", "unknown", "syncing", "16", "65536", "MB", "200", "GB"]
+    assert lines[0].split() == ["NAME", "VMID", "NODE", "DESIRED", "STATUS", "SYNC", "CORES", "MEMORY", "DISK",
+                                "ADDRESSES"]
+    assert lines[1].split() == ["db", "-", "pve1", "running", "unknown", "syncing", "16", "65536", "MB", "200", "GB",
+                                "-"]
     assert lines[2].startswith("web-2")
     for header in ("VMID", "SYNC", "MEMORY"):
         column = lines[0].index(header)
@@ -125,3 +127,17 @@ def test_describe_shows_spec_status_error_snapshots_rules_and_audit():
     assert "Reboot required:  yes" in text
     assert "baseline" in text and "inbound" in text
     assert "create_vm" in text and "{via: manifest}" in text
+
+
+def test_template_table_and_vm_addresses():
+    from api.client.render import template_table, vm_table
+
+    text = template_table([{"vmid": 9101, "name": "debian-13", "node": "pve2", "disk_gb": 3, "has_cloud_init": False},
+                           {"vmid": 9100, "name": "ubuntu-24.04", "node": "pve1", "disk_gb": 4,
+                            "has_cloud_init": True}])
+    lines = text.splitlines()
+    assert lines[0].split() == ["NAME", "VMID", "NODE", "DISK", "CLOUD-INIT"]
+    assert lines[1].split() == ["debian-13", "9101", "pve2", "3", "GB", "no"]
+    assert lines[2].split() == ["ubuntu-24.04", "9100", "pve1", "4", "GB", "yes"]
+    table = vm_table([{"name": "app-1", "ip_addresses": ["192.0.2.21", "10.0.0.5"]}, {"name": "app-2"}])
+    assert "ADDRESSES" in table and "192.0.2.21,10.0.0.5" in table

@@ -119,11 +119,15 @@ RESOURCE = {"id": "qemu/100", "type": "qemu", "vmid": 100, "name": "web1", "node
 
 @pytest.mark.parametrize(("item", "expected"), [
     (RESOURCE, ObservedVm(vmid=100, node="pve1", name="web1", status="running", cores=2, memory_mb=2048,
-                          disk_gb=32, tags="pvem;web", lock=None, netin=1200, netout=300, template=False)),
+                          disk_gb=32, tags="pvem;web", lock=None, netin=1200, netout=300, template=False,
+                          maxdisk_bytes=34359738368)),
     ({"id": "qemu/101", "node": "pve2", "status": "stopped", "template": 1, "lock": "backup", "maxcpu": "4",
       "maxmem": "1073741824", "maxdisk": 0},
      ObservedVm(vmid=101, node="pve2", name=None, status="stopped", cores=4, memory_mb=1024, disk_gb=0, tags=None,
-                lock="backup", netin=0, netout=0, template=True)),
+                lock="backup", netin=0, netout=0, template=True, maxdisk_bytes=0)),
+    ({"vmid": 103, "node": "pve1", "status": "stopped", "pool": "team-a"},
+     ObservedVm(vmid=103, node="pve1", name=None, status="stopped", cores=None, memory_mb=None, disk_gb=None,
+                tags=None, lock=None, netin=0, netout=0, template=False, pool="team-a")),
     ({"vmid": 102, "node": "pve1", "status": "unknown"},
      ObservedVm(vmid=102, node="pve1", name=None, status="unknown", cores=None, memory_mb=None, disk_gb=None,
                 tags=None, lock=None, netin=0, netout=0, template=False)),

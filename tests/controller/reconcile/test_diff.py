@@ -146,3 +146,96 @@ def test_rule_steps(desired, observed, expected):
 def test_firewall_is_enabled_once_rules_are_in_place():
     actions = plan(replace(VM, rules=(A,)), replace(SEEN, rules=(seen_rule(A, 0),)), POLICY)
     assert kinds(actions) == ["firewall_enable"]
+
+
+# ----------------------------------------------------------- guest fields (issue 7)
+
+from controller.proxmox.guest_config import guest_from_config  # noqa: E402
+from controller.reconcile.model import DesiredGuest  # noqa: E402
+
+GUEST_CONFIG = {"tags": "pvem;web", "description": "notes\n\npvem:id=vm-uuid", "agent": "1",
+                "net0": "virtio=BC:24:11:AA:BB:CC,bridge=vmbr0,firewall=1",
+                "scsi1": "local-lvm:vm-100-disk-1,size=10G", "ide2": "local-lvm:vm-100-cloudinit,media=cdrom",
+                "ciuser": "ops", "ipconfig0": "ip=dhcp"}
+GUEST = DesiredGuest(tags=("web",), description="notes", agent=True, disks=({"size_gb": 10},),
+                     applied_disks={"scsi1": 10}, networks=({"bridge": None, "model": "virtio", "vlan": None,
+                                                             "firewall": True, "mac": None},),
+                     cloud_init={"user": "ops", "ip_config": [{"ipv4": "dhcp"}]}, cloud_init_digest="d1",
+                     applied_cloud_init="d1")
+GVM = replace(VM, guest=GUEST)
+
+
+def gseen(**config):
+    merged = {key: value for key, value in {**GUEST_CONFIG, **config}.items() if value is not None}
+    return replace(SEEN, guest=guest_from_config(merged))
+
+
+def guest_plan(desired_guest, observed):
+    return plan(replace(VM, guest=desired_guest), observed, POLICY)
+
+
+def config_of(actions):
+    return next((action.params["changes"] for action in actions if action.kind == "update_config"), {})
+
+
+@pytest.mark.parametrize(("guest", "observed", "expected_changes", "expected_kinds"), [
+    pytest.param(GUEST, gseen(), {}, [], id="guest fields in sync"),
+    pytest.param(GUEST, gseen(tags="WEB,PVEM"), {}, [], id="tag order, case and separators are not drift"),
+    pytest.param(replace(GUEST, tags=("web", "db")), gseen(), {"tags": "db;pvem;web"}, ["update_config"],
+                 id="a new tag is written with pvem's own"),
+    pytest.param(GUEST, gseen(tags="web"), {"tags": "pvem;web"}, ["update_config"], id="the pvem tag is kept"),
+    pytest.param(GUEST, gseen(net0="virtio=BC:24:11:00:00:01,bridge=vmbr0,firewall=1"), {}, [],
+                 id="a MAC the spec leaves out is observed, not drift"),
+    pytest.param(replace(GUEST, networks=({"bridge": "vmbr0", "model": "virtio", "vlan": 30, "firewall": True,
+                                           "mac": None},)), gseen(),
+                 {"net0": "virtio=BC:24:11:AA:BB:CC,bridge=vmbr0,tag=30,firewall=1"}, ["update_config"],
+                 id="a VLAN change keeps the observed MAC"),
+    pytest.param(replace(GUEST, networks=None), gseen(net1="e1000,bridge=vmbr9"), {}, [],
+                 id="without networks, NICs are not managed"),
+    pytest.param(GUEST, gseen(net1="virtio=BC:24:11:AA:BB:CD,bridge=vmbr0"), {"net1": None}, ["update_config"],
+                 id="a NIC beyond the list is removed"),
+    pytest.param(replace(GUEST, disks=({"size_gb": 10}, {"size_gb": 5, "storage": "fast"})), gseen(),
+                 {"scsi2": "fast:5"}, ["update_config"], id="a new extra disk is attached"),
+    pytest.param(replace(GUEST, disks=({"size_gb": 20},)), gseen(), {}, ["disk_resize"],
+                 id="an extra disk grows"),
+    pytest.param(replace(GUEST, disks=({"size_gb": 20},), applied_disks={"scsi1": 20}), gseen(), {}, [],
+                 id="an extra disk is not grown again once Proxmox confirmed it"),
+    pytest.param(replace(GUEST, disks=()), gseen(), {"scsi1": None}, ["update_config"],
+                 id="a disk removed from the spec is detached"),
+    pytest.param(replace(GUEST, disks=(), applied_disks={}), gseen(), {}, [],
+                 id="a disk pvem did not attach is left alone"),
+    pytest.param(replace(GUEST, cloud_init={"user": "admin", "ip_config": [{"ipv4": "dhcp"}]}), gseen(),
+                 {"ciuser": "admin"}, ["update_config", "cloudinit_regenerate"],
+                 id="a cloud-init edit is a config write and a regenerate, never a re-clone"),
+    pytest.param(replace(GUEST, cloud_init={"user": "ops", "ip_config": [{"ipv4": "192.0.2.5/24",
+                                                                          "gateway4": "192.0.2.1"}]}),
+                 gseen(), {"ipconfig0": "ip=192.0.2.5/24,gw=192.0.2.1"}, ["update_config", "cloudinit_regenerate"],
+                 id="a static address"),
+    pytest.param(replace(GUEST, cloud_init={"user": "ops", "ip_config": [{"ipv4": "dhcp"}],
+                                            "ssh_keys": ["ssh-ed25519 AAAAC3Nza k"]}), gseen(),
+                 {"sshkeys": "ssh-ed25519%20AAAAC3Nza%20k"}, ["update_config", "cloudinit_regenerate"],
+                 id="ssh keys are URL-encoded"),
+    pytest.param(replace(GUEST, password="pw", cloud_init_digest="d2"), gseen(), {"cipassword": "pw"},
+                 ["update_config", "cloudinit_regenerate"], id="a new password is sent once its digest moved"),
+    pytest.param(replace(GUEST, password="pw"), gseen(cipassword="$5$hash"), {}, [],
+                 id="a password already applied is not sent again (Proxmox keeps only a hash)"),
+    pytest.param(GUEST, gseen(ide2=None), {"ide2": "local-lvm:cloudinit"},
+                 ["update_config", "cloudinit_regenerate"], id="a missing cloud-init drive is added"),
+    pytest.param(replace(GUEST, cloud_init=None), gseen(ciuser="someone"), {}, [],
+                 id="without cloud_init, cloud-init keys are not managed"),
+    pytest.param(replace(GUEST, description="new text"), gseen(),
+                 {"description": "new text\n\npvem:id=vm-uuid"}, ["update_config"],
+                 id="the description keeps pvem's mark beside the text"),
+    pytest.param(replace(GUEST, start_on_boot=True, agent=False), gseen(), {"onboot": True, "agent": "0"},
+                 ["update_config"], id="onboot and agent"),
+    pytest.param(GUEST, gseen(agent="enabled=1,fstrim_cloned_disks=1"), {}, [],
+                 id="an agent property string counts as on"),
+    pytest.param(replace(GUEST, pool="team-b"), replace(gseen(), pool="team-a"), {}, ["pool_move"],
+                 id="the VM moves to its pool"),
+    pytest.param(replace(GUEST, pool=None), replace(gseen(), pool="team-a"), {}, [],
+                 id="without pool, membership is not managed"),
+])
+def test_guest_diff(guest, observed, expected_changes, expected_kinds):
+    actions = guest_plan(guest, observed)
+    assert config_of(actions) == expected_changes
+    assert kinds(actions) == expected_kinds

@@ -1,7 +1,7 @@
 """accounts: API tokens, revoked JWTs, login throttle in the database, disabled users, quotas
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-01 20:30:00
 """
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ import controller.store.models
 
 
 revision: str = '0005'
-down_revision: str | None = '0003'
+down_revision: str | None = '0004'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
