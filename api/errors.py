@@ -22,6 +22,7 @@ _DOMAIN_STATUS: list[tuple[type[domain.DomainError], int]] = [
     (domain.Unauthorized, 401),
     (domain.Invalid, 400),
     (domain.Throttled, 429),
+    (domain.Unavailable, 503),
 ]
 
 

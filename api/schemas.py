@@ -60,6 +60,11 @@ class VmOut(BaseModel):
     labels: dict[str, str] = Field(description="Free-form labels (filter with ?label_selector=k=v).")
     apply_set: str | None = Field(description="The manifest apply set that created the VM; null when it "
                                               "was created through the REST API.")
+    management: str = Field(description="enforce (pvem corrects Proxmox) or observe (pvem only reports drift)")
+    reboot_policy: str = Field(description="never (changes needing a reboot wait for a restart) or auto")
+    snapshot_schedule: dict[str, Any] | None = Field(description="{every, keep, prefix}, or null")
+    drift: list[dict[str, Any]] = Field(description="Observe mode: [{field, desired, observed}] where Proxmox "
+                                                    "differs from the spec (spec field names)")
 
 
 class SnapshotOut(BaseModel):
@@ -71,6 +76,7 @@ class SnapshotOut(BaseModel):
     sync_status: SyncStatus
     last_error: str | None
     rollback_pending: bool
+    scheduled: bool = Field(description="Taken by the VM's snapshot_schedule (only these are pruned by it)")
 
 
 class RuleOut(BaseModel):
@@ -154,6 +160,8 @@ def vm_dict(vm: VirtualMachine) -> dict[str, Any]:
         "restart_pending": vm.restart_requests > vm.restarts_done,
         "reboot_required": vm.reboot_required, "observed": vm.observed or {},
         "labels": vm.labels or {}, "apply_set": vm.apply_set,
+        "management": vm.management or "enforce", "reboot_policy": vm.reboot_policy or "never",
+        "snapshot_schedule": vm.snapshot_schedule, "drift": list(vm.drift or []),
     }
 
 
@@ -163,6 +171,7 @@ def snapshot_dict(snapshot: VmSnapshot) -> dict[str, Any]:
         "description": snapshot.description, "created_at": timestamp(snapshot.created_at),
         "sync_status": snapshot.sync_status, "last_error": snapshot.last_error,
         "rollback_pending": snapshot.rollback_requests > snapshot.rollbacks_done,
+        "scheduled": bool(snapshot.scheduled),
     }
 
 

@@ -110,8 +110,10 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
 
     server = None
     if mode != "controller":
+        importer = controller.importer if controller else ControllerService.build_importer(settings, store)
         app = create_app(settings, store, nudge=controller.nudge if controller else None,
-                         readiness=controller.readiness_checks() if controller else None, passwords=passwords)
+                         readiness=controller.readiness_checks() if controller else None, passwords=passwords,
+                         importer=importer)
         _json_waitress_errors()
         server = waitress.create_server(
             app, host=settings.server.host, port=settings.server.port, threads=settings.server.threads,

@@ -93,6 +93,7 @@ class ControllerSettings(_Section):
     backoff_max_seconds: float = Field(60.0, gt=0)
     shutdown_timeout_seconds: int = Field(60, ge=1)
     reboot_policy: Literal["never", "auto"] = "never"
+    max_concurrent_reboots: int = Field(1, ge=1, le=64)
     on_missing: Literal["recreate", "report"] = "recreate"
     stop_grace_seconds: float = Field(30.0, ge=0)
 

@@ -43,3 +43,7 @@ class Throttled(DomainError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class Unavailable(DomainError):
+    """A dependency (Proxmox) cannot answer now, or is not configured: 503."""

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 PowerState = Literal["running", "stopped", "paused"]
+Management = Literal["enforce", "observe"]
+RebootPolicy = Literal["never", "auto"]
 PowerAction = Literal["start", "stop", "restart", "pause", "unpause"]
 SyncStatus = Literal["pending", "syncing", "synced", "error", "deleting"]
 
@@ -89,6 +91,43 @@ def parse_label_selector(text: str) -> dict[str, str]:
     return selector
 
 
+_DURATION = re.compile(r"^\s*(?P<n>\d+)\s*(?P<unit>[smhdw])\s*$", re.IGNORECASE)
+_DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_SCHEDULE_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,23}$")
+
+
+def duration_seconds(text: str) -> int:
+    """`30m`, `6h`, `1d`, `2w` (or `90s`) as seconds."""
+    found = _DURATION.match(text)
+    if found is None:
+        raise ValueError("must be a duration such as 30m, 6h or 1d (units s, m, h, d, w)")
+    return int(found.group("n")) * _DURATION_SECONDS[found.group("unit").lower()]
+
+
+class SnapshotSchedule(BaseModel):
+    """Scheduled snapshots: one every `every`, the newest `keep` kept, named `<prefix>-YYYYMMDD-HHMMSS` (UTC)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    every: str = Field(description="A duration: 30m, 6h, 1d (at least 1m).")
+    keep: Annotated[int, Field(ge=1, le=100, strict=True)] = Field(description="How many of these to keep.")
+    prefix: str = Field("auto", description="Name prefix: names are <prefix>-YYYYMMDD-HHMMSS (UTC).")
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: str) -> str:
+        if duration_seconds(value) < 60:
+            raise ValueError("must be at least 1m")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not _SCHEDULE_PREFIX.match(value):
+            raise ValueError("must start with a letter, then letters, digits, '-' or '_', at most 24 characters")
+        return value
+
+
 VmName = Annotated[str, StringConstraints(min_length=1)]
 Labels = Annotated[dict[str, str], AfterValidator(check_labels)]
 Cores = Annotated[int, Field(ge=1, le=512, strict=True)]
@@ -104,6 +143,11 @@ class VmCreate(Spec):
     node: str | None = None
     power_state: PowerState = "stopped"
     labels: Labels = Field(default_factory=dict, description="Free-form key/value labels, filterable.")
+    management: Management = Field("enforce", description="enforce: pvem corrects Proxmox; observe: pvem "
+                                   "never writes, it reports drift.")
+    reboot_policy: RebootPolicy | None = Field(None, description="never: changes that need a reboot wait for "
+                                               "a restart; auto: pvem reboots. Default: controller.reboot_policy.")
+    snapshot_schedule: SnapshotSchedule | None = None
     owner_id: str | None = Field(None, description="Admins only: create the VM for this user.")
 
     @field_validator("name")
@@ -125,8 +169,11 @@ class VmSettable(Spec):
     disk_gb: DiskGb | None = None
     node: str | None = None
     power_state: PowerState | None = None
+    management: Management | None = None
+    reboot_policy: RebootPolicy | None = None
+    snapshot_schedule: SnapshotSchedule | None = Field(None, description="null removes the schedule.")
 
-    @field_validator("node", "cpu_cores", "memory_mb", "disk_gb", "power_state")
+    @field_validator("node", "cpu_cores", "memory_mb", "disk_gb", "power_state", "management", "reboot_policy")
     @classmethod
     def _not_null(cls, value: object) -> object:
         if value is None:
@@ -282,3 +329,9 @@ class LoginRequest(Spec):
 
     email: str = Field(min_length=1, max_length=254)
     password: str = Field(min_length=1, max_length=1024)
+
+
+class VmImportRequest(Spec):
+    vmid: Annotated[int, Field(ge=1, le=999_999_999, strict=True)] = Field(description="The Proxmox VM id.")
+    owner_id: str | None = Field(None, description="Import for this user (default: the calling admin).")
+    management: Management = Field("enforce", description="observe: pvem only watches the imported VM.")

@@ -7,21 +7,26 @@ controller resumes waiting instead of writing again. Every write is audited (act
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 
+from controller.log import get_logger
 from controller.proxmox.client import ProxmoxClient
 from controller.proxmox.errors import ProxmoxError
 from controller.proxmox.marks import MARK_TAG, description_with_mark, snapshot_description
 from controller.reconcile import state
-from controller.reconcile.diff import plan
+from controller.reconcile.diff import drift, plan
+from controller.reconcile.impact import pending_needs_reboot
 from controller.reconcile.model import Action, DesiredVm, ObservedVm, Policy
-from controller.reconcile.observe import ClusterView, observe_vm, summary
+from controller.reconcile.observe import ClusterView, observe_vm, power_status, summary
 from controller.store import Store
 from controller.store.models import VirtualMachine, VmSnapshot
+
+log = get_logger("pvem.reconciler")
 
 MAX_ROUNDS = 12
 # After these the plan is re-made from a fresh observation (positions, node or existence changed).
@@ -59,6 +64,11 @@ class VmReconciler:
         self.stopping = stopping
         self.task_timeout = task_timeout
         self.status = state.StatusWriter(store)
+        # Automatic reboots in flight, fleet-wide; VMs waiting for a slot are nudged when one frees.
+        self.reboot_slots = threading.BoundedSemaphore(max(1, policy.max_concurrent_reboots))
+        self.reboot_waiting: set[str] = set()
+        self._reboot_lock = threading.Lock()
+        self.on_reboot_slot_free: Callable[[list[str]], None] | None = None
 
     def run(self, vm_id: str) -> Outcome:
         for _round in range(MAX_ROUNDS):
@@ -73,12 +83,15 @@ class VmReconciler:
                                                                 row.sync_status == "synced")
             if upid:
                 self._resume(vm_id, upid)
+            if desired.management == "observe":
+                return self._observe_only(desired, owner_id, [dict(item) for item in row.drift or []])
             observed = self._observe(desired)
             actions = plan(desired, observed, self.policy)
             if not actions:
                 assert observed is not None  # an empty plan means the VM exists and is ours
                 if self.status.synced(desired, summary(observed), observed.status, observed.node,
-                                      reboot_required=bool(observed.pending_keys)):
+                                      reboot_required=bool(pending_needs_reboot(observed.pending_keys,
+                                                                                observed.hotplug))):
                     return Outcome(True)
                 continue  # the spec moved while we worked: plan again from it
             if not desired.deleting and _round == 0:
@@ -91,6 +104,33 @@ class VmReconciler:
                 if action.kind in REPLAN_AFTER:
                     break
         return Outcome(False, "not converged yet")
+
+    # ------------------------------------------------------------- observe
+
+    def _observe_only(self, desired: DesiredVm, owner_id: str, known_drift: list[dict[str, Any]]) -> Outcome:
+        """management: observe. Read, compare, record drift; never write to Proxmox. Deleting the row only
+        releases the VM (pvem stops managing it; the guest stays as it is)."""
+        if desired.deleting:
+            self.status.forget_vm(desired, owner_id, desired.name)
+            return Outcome(True)
+        observed = self._observe(desired)
+        if observed is None:
+            raise Permanent(f"VM {desired.vmid} is not in Proxmox (management is observe: pvem does not create it)")
+        if observed.mark != desired.id:
+            raise Permanent(f"vmid {desired.vmid} is held by a VM pvem did not create or import "
+                            f"({observed.name or 'unnamed'}); pvem will not touch it")
+        found = drift(desired, observed)
+        new = [item for item in found if item not in known_drift]
+        reboot_required = bool(pending_needs_reboot(observed.pending_keys, observed.hotplug))
+        if self.status.observed_only(desired, summary(observed), observed.status, observed.node, reboot_required,
+                                     found):
+            if new:
+                log.info("drift_detected", vm_name=desired.name, vmid=desired.vmid,
+                         fields=[item["field"] for item in new])
+                self.status.audit("drift_detected", desired.id, owner_id, {
+                    "vm_name": desired.name, "vmid": desired.vmid, "drift": new})
+            return Outcome(True)
+        return Outcome(False, "the spec moved while observing")
 
     # ---------------------------------------------------------------- helpers
 
@@ -121,6 +161,8 @@ class VmReconciler:
         """One Proxmox write: store the UPID first, wait for the task, audit the outcome either way."""
         vm = ctx.desired
         record: dict[str, Any] = {"vm_name": vm.name, "vmid": vm.vmid, "node": ctx.node, **details}
+        log.info(f"reconcile_{operation}", vm_name=vm.name, vmid=vm.vmid, node=ctx.node,
+                 **{key: value for key, value in details.items() if key != "changes"})
         try:
             upid = call()
             record["upid"] = upid
@@ -146,6 +188,8 @@ class VmReconciler:
         after = {"name": vm.name, "cores": vm.cores, "memory_mb": vm.memory_mb, "node": vm.node,
                  "status": vm.power_state}
         changed = {key: {"before": before[key], "after": after[key]} for key in before if before[key] != after[key]}
+        log.info("drift_corrected", vm_name=vm.name, vmid=vm.vmid, fields=sorted(changed),
+                 actions=[a.kind for a in drifted])
         self.status.audit("drift_corrected", vm.id, ctx.owner_id, {
             "vm_name": vm.name, "vmid": vm.vmid, "fields": changed, "actions": [a.kind for a in drifted]})
 
@@ -245,10 +289,39 @@ class VmReconciler:
     def _do_resume(self, ctx: Context) -> None:
         self._write(ctx, "resume", lambda: self.client.resume(ctx.node, ctx.desired.vmid))
 
-    def _do_reboot(self, ctx: Context, reason: str) -> None:
-        self._write(ctx, "reboot", lambda: self.client.reboot(ctx.node, ctx.desired.vmid), reason=reason)
-        if ctx.desired.restart_pending:
-            self.status.set_vm(ctx.desired.id, restarts_done=ctx.restart_requests)
+    def _do_reboot(self, ctx: Context, reason: str, automatic: bool = False) -> None:
+        if not automatic:  # a restart a user asked for is never held back by the reboot limit
+            self._write(ctx, "reboot", lambda: self.client.reboot(ctx.node, ctx.desired.vmid), reason=reason)
+            if ctx.desired.restart_pending:
+                self.status.set_vm(ctx.desired.id, restarts_done=ctx.restart_requests)
+            return
+        vm_id = ctx.desired.id
+        if not self.reboot_slots.acquire(blocking=False):
+            with self._reboot_lock:
+                self.reboot_waiting.add(vm_id)
+            limit = self.policy.max_concurrent_reboots
+            raise ProxmoxError(f"waiting for a reboot slot (controller.max_concurrent_reboots is {limit})",
+                               transient=True)
+        try:
+            with self._reboot_lock:
+                self.reboot_waiting.discard(vm_id)
+            self._write(ctx, "reboot", lambda: self.client.reboot(ctx.node, ctx.desired.vmid), reason=reason,
+                        automatic=True)
+            self._wait_running(ctx)
+        finally:
+            self.reboot_slots.release()
+            with self._reboot_lock:
+                waiting = sorted(self.reboot_waiting)
+            if waiting and self.on_reboot_slot_free is not None:
+                self.on_reboot_slot_free(waiting)
+
+    def _wait_running(self, ctx: Context) -> None:
+        """After an automatic reboot: hold the slot until the guest is back running (bounded)."""
+        deadline = time.monotonic() + self.policy.shutdown_timeout + 60
+        while not self.stopping.is_set() and time.monotonic() < deadline:
+            if power_status(self.client.vm_status(ctx.node, ctx.desired.vmid)) == "running":
+                return
+            time.sleep(0.2)
 
     def _do_skip_restart(self, ctx: Context) -> None:
         self.status.set_vm(ctx.desired.id, restarts_done=ctx.restart_requests)

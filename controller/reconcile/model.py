@@ -17,6 +17,7 @@ class DesiredSnapshot:
     deleting: bool = False
     rollback_pending: bool = False
     provisioned: bool = False
+    scheduled: bool = False  # taken by the VM's snapshot_schedule
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class DesiredVm:
     migrated_generation: int | None = None  # generation whose migration Proxmox confirmed
     snapshots: tuple[DesiredSnapshot, ...] = ()
     rules: tuple[DesiredRule, ...] = ()
+    management: str = "enforce"  # enforce | observe (observe: never write, report drift)
+    reboot_policy: str | None = None  # never | auto; None: the controller's default (Policy.reboot_policy)
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ class ObservedVm:
     rules: tuple[ObservedRule, ...] = ()
     firewall_enabled: bool = False
     digest: str | None = None  # the config digest, sent with config writes
+    hotplug: str | None = None  # the config's `hotplug` option (None: PVE's default, network,disk,usb)
 
 
 @dataclass(frozen=True)
@@ -111,3 +115,4 @@ class Policy:
     on_missing: str = "recreate"  # recreate | report
     reboot_policy: str = "never"  # never | auto
     shutdown_timeout: int = 60
+    max_concurrent_reboots: int = 1  # automatic reboots in flight at once, fleet-wide
