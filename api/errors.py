@@ -59,14 +59,17 @@ def handle_domain_error(req: falcon.Request, resp: falcon.Response, exc: domain.
     headers: dict[str, str] = {}
     if isinstance(exc, domain.Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
+    message = exc.message
     if isinstance(exc, domain.Throttled):
         headers["Retry-After"] = str(exc.retry_after)
+        seconds = exc.retry_after
+        message = f"{message.rstrip('.')} (retry in {seconds} second{'s' if seconds != 1 else ''})"
     extra: dict[str, Any] = {}
     if isinstance(exc, domain.Invalid):
         if exc.field:
             extra["field"] = exc.field
         extra.update(exc.extra)
-    raise ApiError(status, exc.message, headers=headers, **extra)
+    raise ApiError(status, message, headers=headers, **extra)
 
 
 def handle_unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception,

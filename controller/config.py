@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -196,9 +196,27 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **overrides
 
     try:
         loaded = _FileSettings(**overrides)
-    except Exception as exc:  # pydantic's ValidationError or a YAML error: both are config mistakes.
-        raise ConfigError(f"invalid configuration: {exc}") from exc
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration{f' in {path}' if path else ''}: {describe_errors(exc)}") from exc
+    except Exception as exc:  # a YAML error: a config mistake too
+        text = " ".join(str(exc).split())
+        raise ConfigError(f"invalid configuration{f' in {path}' if path else ''}: {text}") from exc
     return loaded
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """pydantic's errors in one line, named by config key (`controller.workers: ...`), without class names or
+    documentation URLs; environment variables are named the way they are set."""
+    parts = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error.get("loc", ()))
+        kind = error.get("type", "")
+        message = "unknown key" if kind == "extra_forbidden" else str(error.get("msg", "invalid value"))
+        message = message.removeprefix("Value error, ")
+        given = error.get("input")
+        shown = f" (got {given!r})" if kind != "extra_forbidden" and isinstance(given, (str, int, float)) else ""
+        parts.append(f"{key or 'config'}: {message}{shown}")
+    return "; ".join(parts)
 
 
 def require_production_secret(settings: Settings) -> None:

@@ -89,6 +89,7 @@ class _Observed:
     snapshots: list[dict[str, Any]]
     rules: list[dict[str, Any]]
     rule_digest: str | None
+    firewall_enabled: bool
 
 
 class Importer:
@@ -110,7 +111,7 @@ class Importer:
         listed = self._pve("list the cluster's VMs", self.client.list_vms)
         self._record_nodes()
         with self.store.read() as session:
-            managed = dict(session.execute(select(VirtualMachine.vmid, VirtualMachine.id)).tuples().all())
+            managed = {vmid: vm_id for vmid, vm_id in session.execute(select(VirtualMachine.vmid, VirtualMachine.id))}
         return [{"vmid": vm.vmid, "name": vm.name, "node": vm.node, "status": vm.status, "template": vm.template,
                  "managed": vm.vmid in managed, "vm_id": managed.get(vm.vmid)}
                 for vm in sorted(listed, key=lambda item: item.vmid)]
@@ -176,8 +177,9 @@ class Importer:
             pending = pending_changes(self.client.vm_pending(node, vmid))
             status = self.client.vm_status(node, vmid)
             rules, digest = self.client.firewall_rules(node, vmid)
+            enabled = bool(to_int(self.client.firewall_options(node, vmid).get("enable")))
             return _Observed(node, config, spec_from_observed(config, pending, status),
-                             self.client.snapshots(node, vmid), rules, digest)
+                             self.client.snapshots(node, vmid), rules, digest, enabled)
 
         observed: _Observed = self._pve(f"read VM {vmid}", read)
         if observed.config.raw.get("lock") or observed.config.raw.get("template"):
@@ -213,6 +215,7 @@ class Importer:
             id=vm_id, owner_id=owner, vmid=vmid, name=name, node=seen.node, cpu_cores=spec["cpu_cores"],
             memory_mb=spec["memory_mb"], disk_gb=spec["disk_gb"], power_state=spec["power_state"], labels={},
             management=management, reboot_policy=self.reboot_policy_default, snapshot_schedule=None, drift=[],
+            enable_firewall=seen.firewall_enabled or not seen.rules,
             generation=1, observed_generation=0, sync_status="pending", status=spec["power_state"],
             provisioned=True, observed_node=seen.node, created_at=now, updated_at=now,
         )

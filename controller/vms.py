@@ -145,6 +145,7 @@ def insert_vm(session: Session, owner_id: str, spec: VmCreate, vmid_range: tuple
         disk_gb=spec.disk_gb, power_state=spec.power_state, labels=dict(spec.labels), apply_set=apply_set,
         management=spec.management, reboot_policy=spec.reboot_policy or "never",
         snapshot_schedule=spec.snapshot_schedule.model_dump() if spec.snapshot_schedule else None, drift=[],
+        enable_firewall=True,
         generation=1, observed_generation=0, sync_status="pending", status="unknown", created_at=now,
         updated_at=now,
     )
@@ -192,6 +193,8 @@ def apply_changes(session: Session, vm: VirtualMachine, changes: dict[str, dict[
 def update_vm(session: Session, actor: Actor, vm_id: str, update: VmUpdate) -> VirtualMachine:
     vm = get_live_vm(session, actor, vm_id)
     requested = update.model_dump(exclude_unset=True)
+    if update.snapshot_schedule is not None:  # with its defaults (prefix), as the row holds it
+        requested["snapshot_schedule"] = update.snapshot_schedule.model_dump()
     if "disk_gb" in requested:
         check_disk_growth(vm, requested["disk_gb"])
     if "node" in requested and requested["node"] != vm.node:

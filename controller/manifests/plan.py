@@ -196,6 +196,8 @@ def _plan_update(vm: VirtualMachine, manifest: VmManifest, children: Children,
     requested = manifest.spec.model_dump(exclude_unset=True, exclude={"snapshots", "firewall"})
     if manifest.labels is not None:
         requested["labels"] = manifest.labels
+    if manifest.spec.snapshot_schedule is not None:  # with its defaults (prefix), as the row holds it
+        requested["snapshot_schedule"] = manifest.spec.snapshot_schedule.model_dump()
     if "disk_gb" in requested:
         try:
             vms.check_disk_growth(vm, requested["disk_gb"])

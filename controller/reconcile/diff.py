@@ -41,7 +41,7 @@ def plan(desired: DesiredVm, observed: ObservedVm | None, policy: Policy) -> lis
     rule_step = next_rule_step(desired.rules, observed.rules)
     if rule_step is not None:
         actions.append(rule_step)
-    elif desired.rules and not observed.firewall_enabled:
+    elif desired.rules and desired.enable_firewall and not observed.firewall_enabled:
         actions.append(Action("firewall_enable"))
     actions += _plan_power(desired, observed, policy)
     return actions

@@ -55,6 +55,7 @@ class DesiredVm:
     rules: tuple[DesiredRule, ...] = ()
     management: str = "enforce"  # enforce | observe (observe: never write, report drift)
     reboot_policy: str | None = None  # never | auto; None: the controller's default (Policy.reboot_policy)
+    enable_firewall: bool = True  # False: an imported VM whose firewall was off stays off
 
 
 @dataclass(frozen=True)

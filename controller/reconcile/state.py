@@ -39,6 +39,7 @@ def _desired(row: VirtualMachine, snapshots: list[VmSnapshot], rules: list[Firew
         provisioned=row.provisioned, applied_disk_gb=row.applied_disk_gb, migrated_generation=row.migrated_generation,
         snapshots=tuple(_snapshot(item) for item in snapshots), rules=tuple(_rule(item) for item in rules),
         management=row.management or "enforce", reboot_policy=row.reboot_policy,
+        enable_firewall=row.enable_firewall is not False,
     )
 
 

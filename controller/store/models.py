@@ -98,6 +98,8 @@ class VirtualMachine(Base):
     management: Mapped[str] = mapped_column(String(16), default="enforce")
     reboot_policy: Mapped[str] = mapped_column(String(16), default="never")
     snapshot_schedule: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # pvem turns the VM's firewall on when it has rules; False for an import whose firewall was off (kept off).
+    enable_firewall: Mapped[bool] = mapped_column(Boolean, default=True)
     deletion_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     generation: Mapped[int] = mapped_column(Integer, default=1)
 

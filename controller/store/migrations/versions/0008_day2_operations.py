@@ -30,6 +30,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('reboot_policy', sa.String(length=16), nullable=False, server_default='never'))
         batch_op.add_column(sa.Column('snapshot_schedule', sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column('drift', sa.JSON(), nullable=False, server_default='[]'))
+        batch_op.add_column(sa.Column('enable_firewall', sa.Boolean(), nullable=False, server_default=sa.true()))
     with op.batch_alter_table('vm_snapshots', schema=None) as batch_op:
         batch_op.add_column(sa.Column('scheduled', sa.Boolean(), nullable=False, server_default=sa.false()))
 
@@ -38,6 +39,7 @@ def downgrade() -> None:
     with op.batch_alter_table('vm_snapshots', schema=None) as batch_op:
         batch_op.drop_column('scheduled')
     with op.batch_alter_table('virtual_machines', schema=None) as batch_op:
+        batch_op.drop_column('enable_firewall')
         batch_op.drop_column('drift')
         batch_op.drop_column('snapshot_schedule')
         batch_op.drop_column('reboot_policy')
