@@ -63,7 +63,9 @@ def handle_domain_error(req: falcon.Request, resp: falcon.Response, exc: domain.
     if isinstance(exc, domain.Throttled):
         headers["Retry-After"] = str(exc.retry_after)
         seconds = exc.retry_after
-        message = f"{message.rstrip('.')} (retry in {seconds} second{'s' if seconds != 1 else ''})"
+        when = f"in {seconds} second{'s' if seconds != 1 else ''}"
+        message = message.replace("try again later", f"try again {when}") if "try again later" in message \
+            else f"{message.rstrip('.')} (retry {when})"
     extra: dict[str, Any] = {}
     if isinstance(exc, domain.Invalid):
         if exc.field:
