@@ -73,9 +73,20 @@ class PlannedObject:
             observed.setdefault("status", vm.status)
             if vm.status not in (None, "unknown"):
                 observed["status"] = vm.status
+        management = self.fields.get("management", vm.management if vm is not None else None)
+        if self.create_spec is not None:
+            management = self.create_spec.management
+        # In observe mode pvem acts on nothing: the plan must not promise what will not happen.
         self.changes = [Change(change.field, change.old, change.new,
-                               change_impact(change.field, change.old, change.new, observed, self.action))
+                               "none" if management == "observe" else self._impact(change, observed))
                         for change in self.changes]
+
+    def _impact(self, change: Change, observed: dict[str, Any]) -> str:
+        if change.field == "spec.management" and change.old == "observe" and self.vm is not None:
+            # Back to enforce: pvem corrects the drift it reported, and that is what happens to the guest.
+            return worst(change_impact(f"spec.{item.get('field')}", item.get("observed"), item.get("desired"),
+                                       observed, self.action) for item in self.vm.drift or [])
+        return change_impact(change.field, change.old, change.new, observed, self.action)
 
     def as_dict(self) -> dict[str, Any]:
         vm = self.vm

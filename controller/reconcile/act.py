@@ -36,6 +36,11 @@ DRIFT_KINDS = {"update_config", "migrate", "start", "shutdown", "stop", "suspend
                "rule_move", "rule_update", "rule_delete", "firewall_enable", "snapshot_create", "snapshot_describe"}
 
 
+def reboot_required(observed: ObservedVm) -> bool:
+    """Changes wait in Proxmox for a reboot of this running guest (a stopped one takes them at its start)."""
+    return observed.status != "stopped" and bool(pending_needs_reboot(observed.pending_keys, observed.hotplug))
+
+
 class Permanent(Exception):
     """A problem retrying will not fix (a conflict, a policy that says report): wait for a spec change."""
 
@@ -90,8 +95,7 @@ class VmReconciler:
             if not actions:
                 assert observed is not None  # an empty plan means the VM exists and is ours
                 if self.status.synced(desired, summary(observed), observed.status, observed.node,
-                                      reboot_required=bool(pending_needs_reboot(observed.pending_keys,
-                                                                                observed.hotplug))):
+                                      reboot_required=reboot_required(observed)):
                     return Outcome(True)
                 continue  # the spec moved while we worked: plan again from it
             if not desired.deleting and _round == 0:
@@ -121,9 +125,8 @@ class VmReconciler:
                             f"({observed.name or 'unnamed'}); pvem will not touch it")
         found = drift(desired, observed)
         new = [item for item in found if item not in known_drift]
-        reboot_required = bool(pending_needs_reboot(observed.pending_keys, observed.hotplug))
-        if self.status.observed_only(desired, summary(observed), observed.status, observed.node, reboot_required,
-                                     found):
+        if self.status.observed_only(desired, summary(observed), observed.status, observed.node,
+                                     reboot_required(observed), found):
             if new:
                 log.info("drift_detected", vm_name=desired.name, vmid=desired.vmid,
                          fields=[item["field"] for item in new])

@@ -147,3 +147,20 @@ def test_observe_mode_reboot_policy_and_schedule_are_spec_fields(api, user_token
         assert result.status_code == 400 and result.json["field"] == field, result.text
     result = api.call("PUT", f"/api/vms/{vm['id']}", user_token, json={"snapshot_schedule": None})
     assert result.status_code == 200 and result.json["data"]["snapshot_schedule"] is None
+
+
+def test_in_observe_mode_a_plan_promises_no_impact(api, user_token, store):
+    apply(api, user_token, doc("web-1", power_state="running", management="observe"))
+    mark_running(store, "web-1")
+    [item] = apply(api, user_token, doc("web-1", power_state="stopped", cpu_cores=4))["objects"]
+    assert item["impact"] == "none" and {change["impact"] for change in item["changes"]} == {"none"}
+
+
+def test_back_to_enforce_carries_the_impact_of_correcting_the_drift(api, user_token, store):
+    apply(api, user_token, doc("web-1", power_state="stopped", management="observe"))
+    with store.write() as session:
+        vm = session.query(VirtualMachine).filter(VirtualMachine.name == "web-1").one()
+        vm.status, vm.observed = "running", {"status": "running"}
+        vm.drift = [{"field": "power_state", "desired": "stopped", "observed": "running"}]
+    [item] = apply(api, user_token, doc("web-1", management="enforce"), query="dry_run=true")["objects"]
+    assert item["impact"] == "stop"
