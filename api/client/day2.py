@@ -151,7 +151,16 @@ def get_cluster(args: argparse.Namespace, console: Console) -> int:
 
 def watch_vms(args: argparse.Namespace, console: Console, listing: Callable[[], list[dict[str, Any]]],
               sleep: Callable[[float], None] = time.sleep, rounds: int | None = None) -> int:
-    """`get vms --watch`: print the table, then a line per VM whose row changed, polling until Ctrl-C."""
+    """`get vms --watch`: print the table, then a line per VM whose row changed, polling until Ctrl-C
+    (which ends it with exit 0, as kubectl does)."""
+    try:
+        return _watch(args, console, listing, sleep, rounds)
+    except KeyboardInterrupt:
+        return OK
+
+
+def _watch(args: argparse.Namespace, console: Console, listing: Callable[[], list[dict[str, Any]]],
+           sleep: Callable[[float], None], rounds: int | None) -> int:
     wide = args.output == "wide"
     seen: dict[str, tuple[Any, ...]] = {}
     first = True
