@@ -83,7 +83,8 @@ def test_observe_reports_drift_and_enforce_corrects_it(admin, tmp_path):
     doc["spec"]["power_state"] = "stopped"
     (tmp_path / "router.yaml").write_text(yaml.safe_dump(doc))
     result = admin.authed("diff", "-f", "router.yaml")
-    assert "spec.power_state: running -> stopped  (stops the guest)" in result.stdout
+    # observe: pvem will not act, so the plan promises nothing
+    assert "spec.power_state: running -> stopped  (no guest impact)" in result.stdout
     ok(admin.authed("apply", "-f", "router.yaml", "--wait", "--timeout", "60"))
     vm = admin.vms()["router"]
     assert vm["status"] == "running"  # observe: pvem never writes
@@ -92,6 +93,10 @@ def test_observe_reports_drift_and_enforce_corrects_it(admin, tmp_path):
 
     doc["spec"]["management"] = "enforce"
     (tmp_path / "router.yaml").write_text(yaml.safe_dump(doc))
+    # back to enforce: correcting the reported drift stops the guest, and the plan says so
+    result = admin.authed("diff", "-f", "router.yaml")
+    assert "~ update router  (stops the guest)\n    spec.management: observe -> enforce  (stops the guest)" \
+        in result.stdout
     ok(admin.authed("apply", "-f", "router.yaml", "--wait", "--timeout", "90"))
     vm = admin.vms()["router"]
     assert vm["status"] == "stopped" and vm["drift"] == []
