@@ -16,6 +16,7 @@ from api.middleware import BodyLimit, RequestContext, SecurityHeaders
 from api.resources import Op
 from api.resources.audit import AuditLogs
 from api.resources.auth import Login, Logout, Me, Password, Register
+from api.resources.cluster import ClusterReader, ClusterVms, VmImport
 from api.resources.firewall import RuleItem, VmRules
 from api.resources.health import Health, ReadinessCheck, Ready
 from api.resources.manifests import ManifestApply, ManifestExport
@@ -24,6 +25,7 @@ from api.resources.stats import StatsHistory, SystemStats
 from api.resources.templates import TemplateCollection
 from api.resources.tokens import TokenCollection, TokenItem
 from api.resources.users import UserCollection, UserItem, UserQuota
+from api.resources.version import Version
 from api.resources.vms import VmAction, VmCollection, VmItem
 from api.version import pvem_version
 from controller.config import Settings
@@ -53,6 +55,7 @@ def create_app(
     nudge: Callable[[str], None] | None = None,
     readiness: dict[str, ReadinessCheck] | None = None,
     passwords: Passwords | None = None,
+    importer: ClusterReader | None = None,
 ) -> falcon.App:
     nudge = nudge or (lambda _vm_id: None)
     passwords = passwords or Passwords(settings.auth.argon2_time_cost, settings.auth.argon2_memory_kib)
@@ -76,7 +79,10 @@ def create_app(
         ("/users", UserCollection(store)),
         ("/users/{user_id}", UserItem(store)),
         ("/users/{user_id}/quota", UserQuota(store)),
-        ("/vms", VmCollection(store, settings.proxmox, nudge)),
+        ("/vms", VmCollection(store, settings.proxmox, nudge, settings.controller.reboot_policy)),
+        ("/vms/import", VmImport(store, importer, nudge)),
+        ("/cluster/vms", ClusterVms(importer)),
+        ("/version", Version()),
         ("/vms/{vm_id}", VmItem(store, nudge)),
         ("/vms/{vm_id}/action", VmAction(store, nudge)),
         ("/vms/{vm_id}/snapshots", SnapshotCollection(store, nudge)),
@@ -84,7 +90,8 @@ def create_app(
         ("/vms/{vm_id}/snapshots/{snapshot_id}/rollback", SnapshotRollback(store, nudge)),
         ("/vms/{vm_id}/firewall", VmRules(store, nudge)),
         ("/firewall/{rule_id}", RuleItem(store, nudge)),
-        ("/manifests", ManifestApply(store, settings.proxmox, settings.manifests, nudge)),
+        ("/manifests", ManifestApply(store, settings.proxmox, settings.manifests, nudge,
+                                     settings.controller.reboot_policy)),
         ("/manifests/export", ManifestExport(store)),
         ("/templates", TemplateCollection(store)),
         ("/stats/system", SystemStats(store)),

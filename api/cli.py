@@ -18,7 +18,8 @@ from typing import Any, NoReturn
 
 from api.version import pvem_version
 
-CLIENT_COMMANDS = ("login", "logout", "apply", "diff", "get", "describe", "delete", "export")
+CLIENT_COMMANDS = ("login", "logout", "apply", "diff", "get", "describe", "delete", "export", "start", "stop",
+                   "restart", "pause", "resume", "snapshot", "import", "completion", "version")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,20 +30,20 @@ class _Parser(argparse.ArgumentParser):
         self.one_line_errors = one_line_errors
 
     def error(self, message: str) -> NoReturn:
-        if not self.one_line_errors:
-            super().error(message)
+        if self.prog == "pvem":
+            self.exit(2, f"pvem: {message} (see `pvem --help`)\n")
         self.exit(2, f"pvem: {self.prog.removeprefix('pvem ')}: {message} (see `{self.prog} --help`)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="pvem", description="Declarative controller for Proxmox VE.")
+    parser = _Parser(prog="pvem", description="Declarative controller for Proxmox VE.", one_line_errors=True)
     parser.add_argument("--version", action="version", version=f"pvem {pvem_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     for name, text in (("serve", "run the API and the controller in one process"),
                        ("api", "run the HTTP API only (controllers run apart)"),
                        ("controller", "run the controller only: reconciler, stats, scheduled jobs")):
-        serve = commands.add_parser(name, help=text)
+        serve = commands.add_parser(name, help=text, description=text, one_line_errors=True)
         serve.add_argument("--config", metavar="PATH", help="config file (default: $PVEM_CONFIG or ./config.yaml)")
         serve.add_argument("--demo", action="store_true",
                            help="start a fake two-node Proxmox and the demo admin (admin@pve.local / admin123)")
@@ -50,11 +51,13 @@ def _parser() -> argparse.ArgumentParser:
             serve.add_argument("--host", help="override server.host")
             serve.add_argument("--port", type=int, help="override server.port")
 
-    db = commands.add_parser("db", help="database schema")
+    db = commands.add_parser("db", help="database schema", one_line_errors=True)
     db.add_argument("--config", metavar="PATH", help="config file")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
-    db_commands.add_parser("upgrade", help="apply pending migrations")
-    db_commands.add_parser("current", help="print the schema revision")
+    for action, text in (("upgrade", "apply pending migrations"), ("current", "print the schema revision")):
+        # `pvem db upgrade --config PATH` as well as `pvem db --config PATH upgrade`
+        sub = db_commands.add_parser(action, help=text, description=text, one_line_errors=True)
+        sub.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="config file")
 
     _client_commands(commands)
     return parser
@@ -95,31 +98,81 @@ def _client_commands(commands: Any) -> None:
     login.add_argument("--password-stdin", action="store_true", help="read the password from stdin's first line")
     client("logout", "forget the stored login", [])
 
-    for name, text in (("apply", "create and update VMs to match manifests (server-side apply)"),
-                       ("diff", "show what apply would change (exit 1 when something would)")):
+    for name, text in (("apply", "create and update VMs to match manifests (server-side apply); prints what each "
+                                 "change does to the guest"),
+                       ("diff", "read-only: show what apply would change and what each change does to the guest "
+                                "(live, needs reboot, stops the guest, destroys data); changes nothing. Exit 0: no "
+                                "differences, 1: differences")):
         sub = client(name, text, [common])
         files(sub, name)
-        sub.add_argument("--apply-set", metavar="NAME", help="record the VMs created as members of this apply set")
-        sub.add_argument("--prune", action="store_true",
-                         help="delete this apply set's VMs that the manifests no longer list (needs --apply-set)")
+        if name == "apply":
+            sub.add_argument("--apply-set", metavar="NAME",
+                             help="record the VMs created as members of this apply set")
+            sub.add_argument("--prune", action="store_true",
+                             help="delete this apply set's VMs that the manifests no longer list (needs --apply-set)")
+            sub.add_argument("--adopt", action="store_true",
+                             help="listed VMs that exist outside the apply set become its members")
+        else:
+            sub.add_argument("--apply-set", metavar="NAME", help="compare as an apply of this apply set would")
+            sub.add_argument("--prune", action="store_true",
+                             help="also show the deletions an apply with --prune would make (needs --apply-set)")
+            sub.add_argument("--adopt", action="store_true",
+                             help="show the VMs an apply with --adopt would make members of the apply set")
         sub.add_argument("-v", "--verbose", action="store_true", help="list unchanged objects too")
         if name == "apply":
             sub.add_argument("--dry-run", action="store_true", help="only print the plan")
             waiting(sub, "every object is synced (or gone)")
 
-    get = client("get", "list VMs (or show one), or the cluster's templates", [common])
-    get.add_argument("resource", choices=("vms", "vm", "templates", "template"), help="what to get")
-    get.add_argument("name", nargs="?", help="one VM by name")
-    get.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
+    get = client("get", "list VMs (or show one), a VM's snapshots or rules, the audit trail, the cluster's VMs "
+                 "or its templates", [common])
+    get.add_argument("resource", choices=("vms", "vm", "snapshots", "rules", "audit", "cluster", "templates",
+                                          "template"),
+                     help="vms [NAME] | snapshots vm NAME | rules vm NAME | audit | cluster (admins) | templates")
+    get.add_argument("rest", nargs="*", metavar="NAME", help="a VM's name (snapshots and rules: vm NAME)")
+    get.add_argument("-o", "--output", choices=("table", "wide", "name", "json", "yaml"), default="table",
+                     help="wide adds reboot_required, management and labels; name prints names only")
     get.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector k=v[,k2=v2]")
+    get.add_argument("-w", "--watch", action="store_true", help="keep listing VMs as they change (Ctrl-C stops)")
+    get.add_argument("--limit", type=int, default=20, metavar="N", help="audit: how many records (default 20)")
 
     describe = client("describe", "a VM's spec, status, last error, snapshots, firewall and recent audit", [common])
     describe.add_argument("resource", choices=("vm", "vms"), help="what to describe")
     describe.add_argument("name", help="the VM's name")
 
-    delete = client("delete", "delete the VMs named in manifests (names not found are skipped)", [common])
-    files(delete, "delete")
+    delete = client("delete", "delete a VM (`delete vm NAME`), or the VMs named in manifests (-f; names not found "
+                    "are skipped)", [common])
+    delete.add_argument("target", nargs="*", metavar="vm NAME", help="vm NAME")
+    delete.add_argument("-f", "--filename", metavar="PATH", action="append",
+                        help="manifest file, directory or - for stdin: delete the VMs it names; repeatable")
     waiting(delete, "they are gone")
+
+    for verb, text in (("start", "start a VM"), ("stop", "stop a VM (ACPI shutdown, then a hard stop)"),
+                       ("restart", "reboot a VM (applies changes waiting for a reboot)"),
+                       ("pause", "pause a running VM"), ("resume", "resume a paused VM")):
+        sub = client(verb, f"{text}: pvem {verb} vm NAME", [common])
+        sub.add_argument("resource", choices=("vm",), help="vm")
+        sub.add_argument("name", help="the VM's name")
+        waiting(sub, "the VM is synced")
+
+    snap = client("snapshot", "create, delete or roll back to a snapshot: pvem snapshot ACTION vm NAME SNAPSHOT",
+                  [common])
+    snap.add_argument("action", choices=("create", "delete", "rollback"))
+    snap.add_argument("resource", choices=("vm",), help="vm")
+    snap.add_argument("name", help="the VM's name")
+    snap.add_argument("snapshot", help="the snapshot's name")
+    snap.add_argument("--description", help="create: the snapshot's description")
+    waiting(snap, "the VM is synced")
+
+    imported = client("import", "take over an existing Proxmox VM (admins): its spec is what is observed; "
+                      "nothing in the guest changes", [common])
+    imported.add_argument("vmid", type=int, help="the Proxmox VM id (see `pvem get cluster`)")
+    imported.add_argument("--owner-id", metavar="USER_ID", help="import it for this user")
+    imported.add_argument("--observe", action="store_true", help="management observe: watch, never write")
+    waiting(imported, "the VM is synced")
+
+    client("version", "print the client's and the server's versions", [common])
+    completion = client("completion", "print a shell completion script: eval \"$(pvem completion bash)\"", [])
+    completion.add_argument("shell", choices=("bash", "zsh"))
 
     export = client("export", "print your VMs as manifests (apply them back for no changes)", [common])
     export.add_argument("--apply-set", metavar="NAME", help="only this apply set's VMs")
@@ -132,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra:
         message = f"unrecognized arguments: {' '.join(extra)}"
-        if args.command not in CLIENT_COMMANDS:
+        if not args.command:
             parser.error(message)
         print(f"pvem: {args.command}: {message} (see `pvem {args.command} --help`)", file=sys.stderr)
         return 2

@@ -22,6 +22,7 @@ _DOMAIN_STATUS: list[tuple[type[domain.DomainError], int]] = [
     (domain.Unauthorized, 401),
     (domain.Invalid, 400),
     (domain.Throttled, 429),
+    (domain.Unavailable, 503),
 ]
 
 
@@ -58,8 +59,13 @@ def handle_domain_error(req: falcon.Request, resp: falcon.Response, exc: domain.
     headers: dict[str, str] = {}
     if isinstance(exc, domain.Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
+    message = exc.message
     if isinstance(exc, domain.Throttled):
         headers["Retry-After"] = str(exc.retry_after)
+        seconds = exc.retry_after
+        when = f"in {seconds} second{'s' if seconds != 1 else ''}"
+        message = message.replace("try again later", f"try again {when}") if "try again later" in message \
+            else f"{message.rstrip('.')} (retry {when})"
     extra: dict[str, Any] = {}
     if isinstance(exc, domain.QuotaExceeded):
         extra["quota"] = exc.quota
@@ -67,7 +73,7 @@ def handle_domain_error(req: falcon.Request, resp: falcon.Response, exc: domain.
         if exc.field:
             extra["field"] = exc.field
         extra.update(exc.extra)
-    raise ApiError(status, exc.message, headers=headers, **extra)
+    raise ApiError(status, message, headers=headers, **extra)
 
 
 def handle_unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception,

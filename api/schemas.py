@@ -117,6 +117,11 @@ class VmOut(BaseModel):
                                                 "link-local); empty when the agent does not answer.")
     current_task: str | None = Field(description="The Proxmox task (UPID) pvem is waiting for, such as a long "
                                                  "clone; null when none.")
+    management: str = Field(description="enforce (pvem corrects Proxmox) or observe (pvem only reports drift)")
+    reboot_policy: str = Field(description="never (changes needing a reboot wait for a restart) or auto")
+    snapshot_schedule: dict[str, Any] | None = Field(description="{every, keep, prefix}, or null")
+    drift: list[dict[str, Any]] = Field(description="Observe mode: [{field, desired, observed}] where Proxmox "
+                                                    "differs from the spec (spec field names)")
 
 
 class SnapshotOut(BaseModel):
@@ -128,6 +133,7 @@ class SnapshotOut(BaseModel):
     sync_status: SyncStatus
     last_error: str | None
     rollback_pending: bool
+    scheduled: bool = Field(description="Taken by the VM's snapshot_schedule (only these are pruned by it)")
 
 
 class RuleOut(BaseModel):
@@ -212,6 +218,8 @@ def vm_dict(vm: VirtualMachine) -> dict[str, Any]:
         "reboot_required": vm.reboot_required, "observed": vm.observed or {},
         "labels": vm.labels or {}, "apply_set": vm.apply_set, **guest_fields(vm),
         "ip_addresses": list(vm.ip_addresses or []), "current_task": vm.last_upid,
+        "management": vm.management or "enforce", "reboot_policy": vm.reboot_policy or "never",
+        "snapshot_schedule": vm.snapshot_schedule, "drift": list(vm.drift or []),
     }
 
 
@@ -221,6 +229,7 @@ def snapshot_dict(snapshot: VmSnapshot) -> dict[str, Any]:
         "description": snapshot.description, "created_at": timestamp(snapshot.created_at),
         "sync_status": snapshot.sync_status, "last_error": snapshot.last_error,
         "rollback_pending": snapshot.rollback_requests > snapshot.rollbacks_done,
+        "scheduled": bool(snapshot.scheduled),
     }
 
 

@@ -6,10 +6,12 @@ jobs, and exit 0.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -94,9 +96,29 @@ def demo_settings(config_path: str | None) -> Runtime:
     return Runtime(settings=settings, demo=True, fake=fake)
 
 
+def check_port_free(host: str, port: int) -> None:
+    """ConfigError when host:port cannot be listened on (checked before the database is touched)."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    family, kind, proto, _name, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as waitress does: TIME_WAIT is fine
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            reason = "the port is already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+            raise ConfigError(f"cannot listen on {host}:{port}: {reason} (is another pvem running? choose "
+                              "another with --port or server.port)") from None
+
+
 def serve(config_path: str | None = None, demo: bool = False, host: str | None = None,
           port: int | None = None, mode: str = "all") -> int:
     """Run pvem. mode: `all` (API + controller), `api` (HTTP only), `controller` (reconciler only)."""
+    runtime: Runtime | None = None
     try:
         runtime = demo_settings(config_path) if demo else Runtime(load_settings(config_path), demo=False)
         settings = runtime.settings
@@ -106,9 +128,14 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
             settings = settings.model_copy(update={"server": server_section})
         if not demo and mode != "controller":
             require_production_secret(settings)
+        if mode != "controller":
+            check_port_free(settings.server.host, settings.server.port)
     except (ConfigError, ImportError) as exc:
+        if runtime is not None and runtime.fake is not None:
+            runtime.fake.stop()
         print(f"pvem: {exc}", file=sys.stderr)
         return 2
+    assert runtime is not None
     configure_logging(settings.logging.format, settings.logging.level)
 
     store = Store(settings.database.url, echo=settings.database.echo)
@@ -130,8 +157,10 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
 
     server = None
     if mode != "controller":
+        importer = controller.importer if controller else ControllerService.build_importer(settings, store)
         app = create_app(settings, store, nudge=controller.nudge if controller else None,
-                         readiness=controller.readiness_checks() if controller else None, passwords=passwords)
+                         readiness=controller.readiness_checks() if controller else None, passwords=passwords,
+                         importer=importer)
         _json_waitress_errors()
         server = waitress.create_server(
             app, host=settings.server.host, port=settings.server.port, threads=settings.server.threads,

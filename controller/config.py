@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -103,6 +103,7 @@ class ControllerSettings(_Section):
     backoff_max_seconds: float = Field(60.0, gt=0)
     shutdown_timeout_seconds: int = Field(60, ge=1)
     reboot_policy: Literal["never", "auto"] = "never"
+    max_concurrent_reboots: int = Field(1, ge=1, le=64)
     on_missing: Literal["recreate", "report"] = "recreate"
     stop_grace_seconds: float = Field(30.0, ge=0)
     # issue 7: how long a clone's task may run (full clones of big disks take minutes), and how often the
@@ -209,9 +210,27 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **overrides
 
     try:
         loaded = _FileSettings(**overrides)
-    except Exception as exc:  # pydantic's ValidationError or a YAML error: both are config mistakes.
-        raise ConfigError(f"invalid configuration: {exc}") from exc
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration{f' in {path}' if path else ''}: {describe_errors(exc)}") from exc
+    except Exception as exc:  # a YAML error: a config mistake too
+        text = " ".join(str(exc).split())
+        raise ConfigError(f"invalid configuration{f' in {path}' if path else ''}: {text}") from exc
     return loaded
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """pydantic's errors in one line, named by config key (`controller.workers: ...`), without class names or
+    documentation URLs; environment variables are named the way they are set."""
+    parts = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error.get("loc", ()))
+        kind = error.get("type", "")
+        message = "unknown key" if kind == "extra_forbidden" else str(error.get("msg", "invalid value"))
+        message = message.removeprefix("Value error, ")
+        given = error.get("input")
+        shown = f" (got {given!r})" if kind != "extra_forbidden" and isinstance(given, (str, int, float)) else ""
+        parts.append(f"{key or 'config'}: {message}{shown}")
+    return "; ".join(parts)
 
 
 def require_production_secret(settings: Settings) -> None:

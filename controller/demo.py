@@ -7,6 +7,7 @@ product's normal code paths. pvem talks to it over HTTPS exactly as to a real cl
 from __future__ import annotations
 
 import asyncio
+import logging
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -69,6 +70,10 @@ def start_fake_cluster(host: str = "127.0.0.1", port: int = 0, time_scale: float
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise DemoUnavailable(INSTALL_HINT) from exc
 
+    # fakepve's aiohttp access log is the fake cluster's business, not a line in pvem's output.
+    access = logging.getLogger("aiohttp.access")
+    access.setLevel(logging.WARNING)
+    access.propagate = False
     certfile, keyfile, _ = make_cert(tempfile.mkdtemp(prefix="pvem-demo-"), hosts=(host,))
     pve = FakePve(user=DEMO_USER, password=DEMO_PASSWORD, host=host, port=port)
     pve.time_scale = time_scale

@@ -51,3 +51,6 @@ class QuotaExceeded(Forbidden):
     def __init__(self, message: str, quota: str) -> None:
         super().__init__(message)
         self.quota = quota
+
+class Unavailable(DomainError):
+    """A dependency (Proxmox) cannot answer now, or is not configured: 503."""

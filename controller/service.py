@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from controller import stats, users
+from controller import cluster, schedules, stats, users
 from controller.agent import AgentRefresher
 from controller.config import Settings
+from controller.importer import Importer
 from controller.log import get_logger
 from controller.proxmox.client import ProxmoxClient
 from controller.proxmox.errors import ProxmoxError
@@ -21,6 +22,8 @@ from controller.scheduler import Scheduler
 from controller.store import Store
 
 log = get_logger("pvem.controller")
+# How often due scheduled snapshots are looked for (schedules are at least a minute apart).
+SCHEDULE_CHECK_SECONDS = 15.0
 
 
 class ControllerService:
@@ -33,16 +36,26 @@ class ControllerService:
         self.client: ProxmoxClient | None = None
         self.reconciler: Reconciler | None = None
         self.agent: AgentRefresher | None = None
+        self.importer: Importer | None = None
         if settings.proxmox.host:
             self.client = ProxmoxClient(settings.proxmox)
             self.reconciler = self._build_reconciler(self.client)
             self.agent = AgentRefresher(store, self.client, settings.controller.agent_refresh_seconds,
                                         self.reconciler.stopping)
+            self.importer = Importer(self.client, store, settings.controller.reboot_policy)
+
+    @staticmethod
+    def build_importer(settings: Settings, store: Store) -> Importer | None:
+        """`pvem api` alone: the importer the API reads the cluster through (None without proxmox.host)."""
+        if not settings.proxmox.host:
+            return None
+        return Importer(ProxmoxClient(settings.proxmox), store, settings.controller.reboot_policy)
 
     def _build_reconciler(self, client: ProxmoxClient) -> Reconciler:
         ctl, pve = self.settings.controller, self.settings.proxmox
         policy = Policy(on_missing=ctl.on_missing, reboot_policy=ctl.reboot_policy,
-                        shutdown_timeout=ctl.shutdown_timeout_seconds)
+                        shutdown_timeout=ctl.shutdown_timeout_seconds,
+                        max_concurrent_reboots=ctl.max_concurrent_reboots)
         loop = LoopSettings(workers=ctl.workers, per_node=ctl.per_node_workers, backoff_max=ctl.backoff_max_seconds,
                             error_retry_seconds=ctl.error_retry_seconds, resync_seconds=ctl.resync_interval_seconds,
                             pass_interval=ctl.reconcile_interval_seconds)
@@ -94,12 +107,22 @@ class ControllerService:
         if self.client is None or self.reconciler is None:
             return
         try:
-            figures = stats.cluster_figures(self.client.list_nodes(), list(self.reconciler.view.vms().values()))
+            nodes = self.client.list_nodes()
+            figures = stats.cluster_figures(nodes, list(self.reconciler.view.vms().values()))
         except ProxmoxError as exc:
             log.warning("cluster_stats_failed", error=exc.message)
             return
         with self.store.write() as session:
             stats.store_cluster_sample(session, figures, host, retention)
+            cluster.record_nodes(session, nodes)  # the API names them when a spec asks for another
+
+    def snapshot_schedules(self) -> None:
+        """Take due scheduled snapshots and apply retention; nudge the VMs whose snapshots changed."""
+        with self.store.write() as session:
+            changed = schedules.run_due(session)
+        for vm_id in changed:
+            log.info("scheduled_snapshots", vm_id=vm_id)
+            self.nudge(vm_id)
 
     def nudge(self, vm_id: str) -> None:
         if self.reconciler is not None:
@@ -114,6 +137,8 @@ class ControllerService:
             self.reconciler.start()
             self.scheduler.every(ctl.reconcile_interval_seconds, self.reconciler.full_pass, "full_pass")
             self.scheduler.every(ctl.poll_interval_seconds, self.reconciler.poll_database, "poll_database")
+            self.scheduler.every(SCHEDULE_CHECK_SECONDS, self.snapshot_schedules, "snapshot_schedules")
+            self.scheduler.run_soon(self.sample_stats, "first_stats")
             self.scheduler.run_soon(self.reconciler.full_pass, "first_pass")
             if self.agent is not None:
                 self.scheduler.every(ctl.agent_refresh_seconds, self.agent.run_once, "guest_agent")

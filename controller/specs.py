@@ -35,6 +35,8 @@ from controller.guest_specs import (
 )
 
 PowerState = Literal["running", "stopped", "paused"]
+Management = Literal["enforce", "observe"]
+RebootPolicy = Literal["never", "auto"]
 PowerAction = Literal["start", "stop", "restart", "pause", "unpause"]
 SyncStatus = Literal["pending", "syncing", "synced", "error", "deleting"]
 
@@ -111,6 +113,43 @@ def parse_label_selector(text: str) -> dict[str, str]:
     return selector
 
 
+_DURATION = re.compile(r"^\s*(?P<n>\d+)\s*(?P<unit>[smhdw])\s*$", re.IGNORECASE)
+_DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_SCHEDULE_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,23}$")
+
+
+def duration_seconds(text: str) -> int:
+    """`30m`, `6h`, `1d`, `2w` (or `90s`) as seconds."""
+    found = _DURATION.match(text)
+    if found is None:
+        raise ValueError("must be a duration such as 30m, 6h or 1d (units s, m, h, d, w)")
+    return int(found.group("n")) * _DURATION_SECONDS[found.group("unit").lower()]
+
+
+class SnapshotSchedule(BaseModel):
+    """Scheduled snapshots: one every `every`, the newest `keep` kept, named `<prefix>-YYYYMMDD-HHMMSS` (UTC)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    every: str = Field(description="A duration: 30m, 6h, 1d (at least 1m).")
+    keep: Annotated[int, Field(ge=1, le=100, strict=True)] = Field(description="How many of these to keep.")
+    prefix: str = Field("auto", description="Name prefix: names are <prefix>-YYYYMMDD-HHMMSS (UTC).")
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: str) -> str:
+        if duration_seconds(value) < 60:
+            raise ValueError("must be at least 1m")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not _SCHEDULE_PREFIX.match(value):
+            raise ValueError("must start with a letter, then letters, digits, '-' or '_', at most 24 characters")
+        return value
+
+
 VmName = Annotated[str, StringConstraints(min_length=1)]
 Labels = Annotated[dict[str, str], AfterValidator(check_labels)]
 Cores = Annotated[int, Field(ge=1, le=512, strict=True)]
@@ -167,6 +206,11 @@ class VmCreate(GuestFields):
     node: str | None = None
     power_state: PowerState = "stopped"
     labels: Labels = Field(default_factory=dict, description="Free-form key/value labels, filterable.")
+    management: Management = Field("enforce", description="enforce: pvem corrects Proxmox; observe: pvem "
+                                   "never writes, it reports drift.")
+    reboot_policy: RebootPolicy | None = Field(None, description="never: changes that need a reboot wait for "
+                                               "a restart; auto: pvem reboots. Default: controller.reboot_policy.")
+    snapshot_schedule: SnapshotSchedule | None = None
     owner_id: str | None = Field(None, description="Admins only: create the VM for this user.")
 
     @field_validator("name")
@@ -188,8 +232,11 @@ class VmSettable(GuestFields):
     disk_gb: DiskGb | None = None
     node: str | None = None
     power_state: PowerState | None = None
+    management: Management | None = None
+    reboot_policy: RebootPolicy | None = None
+    snapshot_schedule: SnapshotSchedule | None = Field(None, description="null removes the schedule.")
 
-    @field_validator("node", "cpu_cores", "memory_mb", "disk_gb", "power_state")
+    @field_validator("node", "cpu_cores", "memory_mb", "disk_gb", "power_state", "management", "reboot_policy")
     @classmethod
     def _not_null(cls, value: object) -> object:
         if value is None:
@@ -426,3 +473,8 @@ class QuotaUpdate(Spec):
     max_cpu_cores: QuotaLimit = None
     max_memory_mb: QuotaLimit = None
     max_disk_gb: QuotaLimit = None
+
+class VmImportRequest(Spec):
+    vmid: Annotated[int, Field(ge=1, le=999_999_999, strict=True)] = Field(description="The Proxmox VM id.")
+    owner_id: str | None = Field(None, description="Import for this user (default: the calling admin).")
+    management: Management = Field("enforce", description="observe: pvem only watches the imported VM.")

@@ -12,14 +12,15 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from controller import audit, guest, quotas
+from controller import audit, cluster, guest, quotas
 from controller.actor import Actor
 from controller.errors import Conflict, Forbidden, Invalid, NotFound
 from controller.specs import VmCreate, VmUpdate
 from controller.store.models import DeletedVm, User, VirtualMachine, utcnow
 
 RESOURCE = "virtual_machine"
-SPEC_FIELDS = ("name", "cpu_cores", "memory_mb", "disk_gb", "node", "power_state", "labels")
+SPEC_FIELDS = ("name", "cpu_cores", "memory_mb", "disk_gb", "node", "power_state", "labels", "management",
+               "reboot_policy", "snapshot_schedule")
 # action -> (desired power state required first or None, resulting desired power state or None)
 ACTIONS: dict[str, tuple[tuple[str, ...] | None, str | None]] = {
     "start": (None, "running"),
@@ -108,7 +109,7 @@ def next_vmid(session: Session, vmid_min: int, vmid_max: int) -> int:
 
 def create_vm(
     session: Session, actor: Actor, spec: VmCreate, vmid_min: int, vmid_max: int,
-    default_node: str | None = None,
+    default_node: str | None = None, reboot_policy_default: str = "never",
 ) -> VirtualMachine:
     owner_id = actor.user_id
     if spec.owner_id is not None and spec.owner_id != actor.user_id:
@@ -121,6 +122,10 @@ def create_vm(
         raise Invalid("an owner is required", field="owner_id")
     quotas.check_growth(session, owner_id, vms=1, cpu_cores=spec.cpu_cores, memory_mb=spec.memory_mb,
                         disk_gb=spec.disk_gb)
+    if spec.node is not None:
+        cluster.check_node(session, spec.node)
+    if spec.reboot_policy is None:
+        spec = spec.model_copy(update={"reboot_policy": reboot_policy_default})
     vm = insert_vm(session, owner_id, spec, (vmid_min, vmid_max), default_node)
     audit.record(session, actor, "create_vm", RESOURCE, vm.id,
                  {"vm_name": vm.name, "vmid": vm.vmid, "node": vm.node, "spec": spec_of(vm)},
@@ -141,6 +146,9 @@ def insert_vm(session: Session, owner_id: str, spec: VmCreate, vmid_range: tuple
     vm = VirtualMachine(
         owner_id=owner_id, name=spec.name, node=node, cpu_cores=spec.cpu_cores, memory_mb=spec.memory_mb,
         disk_gb=spec.disk_gb, power_state=spec.power_state, labels=dict(spec.labels), apply_set=apply_set,
+        management=spec.management, reboot_policy=spec.reboot_policy or "never",
+        snapshot_schedule=spec.snapshot_schedule.model_dump() if spec.snapshot_schedule else None, drift=[],
+        enable_firewall=True,
         generation=1, observed_generation=0, sync_status="pending", status="unknown", created_at=now,
         updated_at=now,
     )
@@ -192,9 +200,13 @@ def apply_changes(session: Session, vm: VirtualMachine, changes: dict[str, dict[
 def update_vm(session: Session, actor: Actor, vm_id: str, update: VmUpdate) -> VirtualMachine:
     vm = get_live_vm(session, actor, vm_id)
     requested = update.model_dump(exclude_unset=True)
+    if update.snapshot_schedule is not None:  # with its defaults (prefix), as the row holds it
+        requested["snapshot_schedule"] = update.snapshot_schedule.model_dump()
     if "disk_gb" in requested:
         check_disk_growth(vm, requested["disk_gb"])
     requested.update(guest.requested_values(vm, requested))
+    if "node" in requested and requested["node"] != vm.node:
+        cluster.check_node(session, requested["node"])
     changes = field_changes(vm, requested)
     if not changes:
         return vm

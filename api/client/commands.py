@@ -131,8 +131,23 @@ def apply(args: argparse.Namespace, console: Console) -> int:
         watches = [Watch(str(obj.get("name")), str(obj["id"]), delete=obj.get("action") == "delete")
                    for obj in result.get("objects") or [] if isinstance(obj, dict) and obj.get("id")]
         wait(client, watches, args.timeout, console.stdout, tty=console.tty)
-        console.out(f"All {len(watches)} object{'s' if len(watches) != 1 else ''} converged")
+        waiting = _reboot_required(client, watches)
+        if waiting:
+            console.out(f"Synced, but {len(waiting)} VM{'s' if len(waiting) != 1 else ''} still need"
+                        f"{'s' if len(waiting) == 1 else ''} a reboot for changes to take effect:")
+            for name in waiting:
+                console.out(f"  {name}: pvem restart vm {name}")
+        else:
+            console.out(f"All {len(watches)} object{'s' if len(watches) != 1 else ''} converged")
     return OK
+
+
+def _reboot_required(client: ApiClient, watches: Sequence[Watch]) -> list[str]:
+    """The watched VMs whose changes wait in Proxmox for a reboot (reboot_policy never)."""
+    wanted = {watch.id: watch.name for watch in watches if not watch.delete}
+    listed = _sequence(client.get("vms"), "vms")
+    return sorted(wanted[vm["id"]] for vm in listed
+                  if isinstance(vm, dict) and vm.get("id") in wanted and vm.get("reboot_required"))
 
 
 def diff(args: argparse.Namespace, console: Console) -> int:
@@ -149,8 +164,10 @@ def _post_manifests(args: argparse.Namespace, console: Console, *,
         raise UsageError("--prune needs --apply-set NAME")
     documents = sources.read(args.filename, console.stdin)
     client = connect(args, console)
+    if args.adopt and not args.apply_set:
+        raise UsageError("--adopt needs --apply-set NAME")
     params = {"dry_run": "true" if dry_run else None, "apply_set": args.apply_set,
-              "prune": "true" if args.prune else None}
+              "prune": "true" if args.prune else None, "adopt": "true" if args.adopt else None}
     try:
         answer = client.call("POST", "manifests", params=params, json_body=[doc.data for doc in documents])
     except ApiError as exc:
@@ -162,9 +179,28 @@ def _post_manifests(args: argparse.Namespace, console: Console, *,
 
 
 def get(args: argparse.Namespace, console: Console) -> int:
+    from api.client import day2
+
+    if args.resource in ("snapshots", "rules"):
+        return day2.get_children(args, console)
+    if args.output in ("wide", "name") and args.resource not in ("vms", "vm"):
+        raise UsageError(f"-o {args.output} is for `get vms`")
+    if args.resource == "audit":
+        return day2.get_audit(args, console)
+    if args.resource == "cluster":
+        return day2.get_cluster(args, console)
+    if len(args.rest) > 1:
+        raise UsageError(f"unexpected arguments: {' '.join(args.rest[1:])}")
+    args.name = args.rest[0] if args.rest else None
     client = connect(args, console)
     if args.resource in ("templates", "template"):
         return _get_templates(args, console, client)
+    if args.watch:
+        if args.name:
+            raise UsageError("--watch lists VMs: use `pvem get vms --watch` (with -l to narrow it)")
+        return day2.watch_vms(args, console, lambda: [
+            vm for vm in _sequence(client.get("vms", {"label_selector": args.selector}), "vms")
+            if isinstance(vm, dict)])
     if args.name:
         vm = find_vm(client, args.name, args.selector)
         found: Any = vm
@@ -177,8 +213,11 @@ def get(args: argparse.Namespace, console: Console) -> int:
         console.out(render.as_json(found))
     elif args.output == "yaml":
         console.out(render.as_yaml(found))
+    elif args.output == "name":
+        for vm in sorted(listing, key=lambda vm: str(vm.get("name"))):
+            console.out(str(vm.get("name")))
     elif listing:
-        console.out(render.vm_table(listing))
+        console.out(render.vm_table(listing, wide=args.output == "wide"))
     else:
         console.stderr.write("No VMs found.\n")
     return OK
@@ -213,8 +252,12 @@ def describe(args: argparse.Namespace, console: Console) -> int:
 
 
 def delete(args: argparse.Namespace, console: Console) -> int:
-    from api.client import sources
+    from api.client import day2, sources
 
+    if not args.filename:
+        return day2.delete_vm(args, console)
+    if args.target:
+        raise UsageError("give either -f FILE or `vm NAME`, not both")
     documents = sources.read(args.filename, console.stdin)
     names = _names(documents)
     client = connect(args, console)
@@ -307,7 +350,20 @@ def _sequence(data: Any, what: str) -> list[Any]:
     return data
 
 
+def _day2(name: str) -> Callable[[argparse.Namespace, Console], int]:
+    def command(args: argparse.Namespace, console: Console) -> int:
+        from api.client import day2
+
+        handler: Callable[[argparse.Namespace, Console], int] = getattr(day2, name)
+        return handler(args, console)
+
+    return command
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "login": login, "logout": logout, "apply": apply, "diff": diff, "get": get, "describe": describe,
     "delete": delete, "export": export,
+    **{verb: _day2("power") for verb in ("start", "stop", "restart", "pause", "resume")},
+    "snapshot": _day2("snapshot"), "import": _day2("import_vm"), "version": _day2("version"),
+    "completion": _day2("completion"),
 }

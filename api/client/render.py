@@ -40,13 +40,24 @@ def value(item: Any) -> str:
     return str(item)
 
 
+# What each impact means for the guest, as shown beside a change and its object.
+IMPACT_LABELS = {"none": "no guest impact", "live": "live", "reboot": "needs reboot", "stop": "stops the guest",
+                 "destructive": "destroys data"}
+
+
+def impact_note(impact: Any) -> str:
+    label = IMPACT_LABELS.get(str(impact)) if impact else None
+    return f"  ({label})" if label else ""
+
+
 def change_line(change: Mapping[str, Any], action: str) -> str:
     field, old, new = change.get("field", "?"), change.get("old"), change.get("new")
+    note = impact_note(change.get("impact")) if action != "create" else ""
     if action == "create" and old is None:
         return f"    {field}: {value(new)}"
     before = "(none)" if old is None else value(old)
     after = "(none)" if new is None else value(new)
-    return f"    {field}: {before} -> {after}"
+    return f"    {field}: {before} -> {after}{note}"
 
 
 def summary(plan: Mapping[str, Any]) -> dict[str, int]:
@@ -70,11 +81,15 @@ def summary_line(plan: Mapping[str, Any]) -> str:
     counts = summary(plan)
     if not has_changes(plan):
         return f"No changes: {counts['unchanged']} unchanged"
+    given = plan.get("summary") if isinstance(plan.get("summary"), Mapping) else {}
+    impacts = ", ".join(f"{given[key]} {IMPACT_LABELS[key]}" for key in ("reboot", "stop", "destructive")
+                        if isinstance(given, Mapping) and int(given.get(key) or 0))
+    tail = f" ({impacts})" if impacts else ""
     if plan.get("dry_run"):
         return (f"Plan: {counts['create']} to create, {counts['update']} to update, {counts['delete']} to delete, "
-                f"{counts['unchanged']} unchanged")
+                f"{counts['unchanged']} unchanged{tail}")
     return (f"Applied: {counts['create']} created, {counts['update']} updated, {counts['delete']} deleted, "
-            f"{counts['unchanged']} unchanged")
+            f"{counts['unchanged']} unchanged{tail}")
 
 
 def plan(result: Mapping[str, Any], *, verbose: bool = False, colour: bool = False) -> str:
@@ -87,8 +102,10 @@ def plan(result: Mapping[str, Any], *, verbose: bool = False, colour: bool = Fal
             continue
         kind = obj.get("kind")
         label = obj.get("name", "?") if kind in (None, "VirtualMachine") else f"{kind}/{obj.get('name', '?')}"
-        lines.append(paint(f"{SIGNS.get(action, '?')} {action} {label}", COLOURS.get(action), colour))
+        note = impact_note(obj.get("impact")) if action in ("update", "delete") else ""
+        lines.append(paint(f"{SIGNS.get(action, '?')} {action} {label}{note}", COLOURS.get(action), colour))
         lines.extend(change_line(change, action) for change in obj.get("changes") or [])
+    lines.extend(f"Warning: {warning}" for warning in result.get("warnings") or [])
     lines.append(summary_line(result))
     return "\n".join(lines)
 
@@ -101,14 +118,22 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 VM_COLUMNS = ("NAME", "VMID", "NODE", "DESIRED", "STATUS", "SYNC", "CORES", "MEMORY", "DISK", "ADDRESSES")
+WIDE_COLUMNS = (*VM_COLUMNS, "REBOOT", "MODE", "LABELS")
 
 
-def vm_table(vms: Sequence[Mapping[str, Any]]) -> str:
-    rows = [(vm.get("name"), vm.get("vmid"), vm.get("node"), vm.get("power_state"), vm.get("status"),
-             vm.get("sync_status"), vm.get("cpu_cores"), _unit(vm.get("memory_mb"), "MB"),
-             _unit(vm.get("disk_gb"), "GB"), ",".join(vm.get("ip_addresses") or []) or None)
-            for vm in sorted(vms, key=lambda vm: str(vm.get("name")))]
-    return table(VM_COLUMNS, rows)
+def vm_table(vms: Sequence[Mapping[str, Any]], wide: bool = False) -> str:
+    rows: list[tuple[Any, ...]] = []
+    for vm in sorted(vms, key=lambda vm: str(vm.get("name"))):
+        row: tuple[Any, ...] = (
+            vm.get("name"), vm.get("vmid"), vm.get("node"), vm.get("power_state"), vm.get("status"),
+            vm.get("sync_status"), vm.get("cpu_cores"), _unit(vm.get("memory_mb"), "MB"),
+            _unit(vm.get("disk_gb"), "GB"), ",".join(str(ip) for ip in vm.get("ip_addresses") or []) or None)
+        if wide:
+            labels = vm.get("labels") or {}
+            row += (_yes(vm.get("reboot_required")), vm.get("management"),
+                    ",".join(f"{key}={val}" for key, val in labels.items()) or None)
+        rows.append(row)
+    return table(WIDE_COLUMNS if wide else VM_COLUMNS, rows)
 
 
 TEMPLATE_COLUMNS = ("NAME", "VMID", "NODE", "DISK", "CLOUD-INIT")
@@ -146,13 +171,20 @@ def describe(vm: Mapping[str, Any], snapshots: Sequence[Mapping[str, Any]], rule
         *_pairs([("Node", vm.get("node")), ("CPU cores", vm.get("cpu_cores")),
                  ("Memory", _unit(vm.get("memory_mb"), "MB")), ("Disk", _unit(vm.get("disk_gb"), "GB")),
                  ("Power state", vm.get("power_state")), ("Template", vm.get("template")),
-                 ("Tags", ", ".join(vm.get("tags") or []) or None), ("Pool", vm.get("pool"))], indent=2),
+                 ("Tags", ", ".join(vm.get("tags") or []) or None), ("Pool", vm.get("pool")),
+                 ("Management", vm.get("management")), ("Reboots", vm.get("reboot_policy")),
+                 ("Schedule", value(vm["snapshot_schedule"]) if vm.get("snapshot_schedule") else None)],
+                indent=2),
         "Status:",
         *_pairs([("Power (observed)", vm.get("status")), ("Sync", vm.get("sync_status")),
                  ("Generation", generation), ("Last synced", vm.get("last_synced_at")),
                  ("Last error", vm.get("last_error")), ("Reboot required", _yes(vm.get("reboot_required"))),
                  ("Restart pending", _yes(vm.get("restart_pending"))),
                  ("Addresses", ", ".join(vm.get("ip_addresses") or []) or None)], indent=2),
+        *(["Drift (observe mode):",
+           _indent(table(("FIELD", "DESIRED", "OBSERVED"),
+                         [(d.get("field"), value(d.get("desired")), value(d.get("observed")))
+                          for d in vm.get("drift") or []]))] if vm.get("drift") else []),
         "Snapshots:",
         _indent(table(("NAME", "DESCRIPTION", "SYNC", "CREATED", "LAST ERROR"),
                       [(s.get("name"), s.get("description"), s.get("sync_status"), s.get("created_at"),

@@ -29,6 +29,7 @@ class ChangeOut(BaseModel):
                                    "spec.snapshots[baseline], metadata.labels")
     old: Any
     new: Any
+    impact: str = Field(description="none | live | reboot | stop | destructive: what the change does to the guest")
 
 
 class PlannedOut(BaseModel):
@@ -38,6 +39,7 @@ class PlannedOut(BaseModel):
     document: int | None = Field(description="Index of the document in the request (null for pruned VMs)")
     id: str | None = Field(description="The VM's id (null for a create in a dry run)")
     vmid: int | None
+    impact: str = Field(description="The worst impact among the object's changes")
     changes: list[ChangeOut]
 
 
@@ -45,8 +47,11 @@ class ApplyOut(BaseModel):
     dry_run: bool
     apply_set: str | None
     prune: bool
+    adopt: bool
+    warnings: list[str] = Field(description="e.g. VMs listed that exist outside the apply set (see adopt)")
     changed: bool = Field(description="Whether anything was (or, in a dry run, would be) changed")
-    summary: dict[str, int]
+    summary: dict[str, int] = Field(description="Objects per action (create, update, delete, unchanged) and per "
+                                               "impact (none, live, reboot, stop, destructive)")
     objects: list[PlannedOut]
 
 
@@ -95,16 +100,21 @@ class ManifestApply:
         Envelope[ApplyOut], VmManifestDocument, errors=(400, 401, 409, 413, 415),
         query={"dry_run": "true: write nothing, answer the plan",
                "apply_set": "name of the apply set: VMs created by this apply are recorded as its members",
-               "prune": "true (needs apply_set): delete the set's VMs no longer in the manifest"},
+               "prune": "true (needs apply_set): delete the set's VMs no longer in the manifest",
+               "adopt": "true (needs apply_set): listed VMs outside the apply set become its members"},
         request_types=(MEDIA_YAML, falcon.MEDIA_JSON))}
 
-    def __init__(self, store: Store, proxmox: ProxmoxSettings, manifests: ManifestSettings, nudge: Nudge) -> None:
+    def __init__(self, store: Store, proxmox: ProxmoxSettings, manifests: ManifestSettings, nudge: Nudge,
+                 reboot_policy: str = "never") -> None:
         self.store, self.proxmox, self.nudge = store, proxmox, nudge
+        self.reboot_policy = reboot_policy
         self.limits = limits_of(manifests)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        dry_run, prune = _flag(req, "dry_run"), _flag(req, "prune")
+        dry_run, prune, adopt = _flag(req, "dry_run"), _flag(req, "prune"), _flag(req, "adopt")
         apply_set = check_apply_set(req.get_param("apply_set") or None, prune)
+        if adopt and apply_set is None:
+            raise ApiError(400, "adopt: needs an apply_set (the set the VMs are to join)", field="adopt")
         media = _media(req)
         try:
             documents = loader.load(_read_text(req), media, self.limits)
@@ -115,7 +125,8 @@ class ManifestApply:
         manifests = validate_documents(documents)
         options = ApplyOptions(apply_set=apply_set, prune=prune, dry_run=dry_run,
                                vmid_range=(self.proxmox.vmid_min, self.proxmox.vmid_max),
-                               default_node=self.proxmox.default_node)
+                               default_node=self.proxmox.default_node, adopt=adopt,
+                               reboot_policy_default=self.reboot_policy)
         session_scope = self.store.read() if dry_run else self.store.write()
         with session_scope as session:
             result = apply_manifests(session, req.context.actor, manifests, options)

@@ -26,8 +26,9 @@ class VmCollection:
                    errors=(400, 401, 403, 409)),
     }
 
-    def __init__(self, store: Store, proxmox: ProxmoxSettings, nudge: Nudge) -> None:
+    def __init__(self, store: Store, proxmox: ProxmoxSettings, nudge: Nudge, reboot_policy: str = "never") -> None:
         self.store, self.proxmox, self.nudge = store, proxmox, nudge
+        self.reboot_policy = reboot_policy
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         name, selector = req.get_param("name"), label_selector_param(req)
@@ -39,7 +40,7 @@ class VmCollection:
         spec = parse_body(req, VmCreate)
         with self.store.write() as session:
             vm = vms.create_vm(session, req.context.actor, spec, self.proxmox.vmid_min, self.proxmox.vmid_max,
-                               self.proxmox.default_node)
+                               self.proxmox.default_node, reboot_policy_default=self.reboot_policy)
             resp.media = envelope(vm_dict(vm), "Virtual machine created successfully")
         resp.status = falcon.HTTP_201
         self.nudge(vm.id)

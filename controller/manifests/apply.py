@@ -19,6 +19,7 @@ from controller.actor import Actor
 from controller.errors import Invalid
 from controller.manifests.model import VmManifest
 from controller.manifests.plan import PlannedObject, plan
+from controller.reconcile.impact import IMPACTS
 from controller.specs import RuleSpec
 from controller.store.models import FirewallRule, VirtualMachine, utcnow
 
@@ -42,6 +43,8 @@ class ApplyOptions:
     dry_run: bool = False
     vmid_range: tuple[int, int] = (100, 999_999)
     default_node: str | None = None
+    adopt: bool = False
+    reboot_policy_default: str = "never"
 
 
 @dataclass
@@ -49,11 +52,15 @@ class ApplyResult:
     objects: list[PlannedObject]
     options: ApplyOptions
     changed_vm_ids: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, int]:
+        """Objects per action and per impact (each object counted once, by its worst change)."""
         counts = dict.fromkeys(("create", "update", "delete", "unchanged"), 0)
+        counts.update(dict.fromkeys(IMPACTS, 0))
         for item in self.objects:
             counts[item.action] += 1
+            counts[item.impact] += 1
         return counts
 
     def message(self) -> str:
@@ -67,6 +74,7 @@ class ApplyResult:
     def as_dict(self) -> dict[str, Any]:
         summary = self.summary()
         return {"dry_run": self.options.dry_run, "apply_set": self.options.apply_set, "prune": self.options.prune,
+                "adopt": self.options.adopt, "warnings": list(self.warnings),
                 "changed": summary["unchanged"] != len(self.objects), "summary": summary,
                 "objects": [item.as_dict() for item in self.objects]}
 
@@ -75,9 +83,11 @@ def apply_manifests(session: Session, actor: Actor, manifests: list[VmManifest],
                     options: ApplyOptions) -> ApplyResult:
     if actor.user_id is None:
         raise Invalid("manifests are applied on behalf of a user")
-    objects = plan(session, actor.user_id, manifests, options.apply_set, options.prune, options.default_node)
+    warnings: list[str] = []
+    objects = plan(session, actor.user_id, manifests, options.apply_set, options.prune, options.default_node,
+                   adopt=options.adopt, warnings=warnings, reboot_policy_default=options.reboot_policy_default)
     check_quota(session, actor.user_id, objects)
-    result = ApplyResult(objects, options)
+    result = ApplyResult(objects, options, warnings=warnings)
     if options.dry_run:
         return result
     for item in objects:

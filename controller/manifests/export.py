@@ -29,18 +29,22 @@ def export_documents(session: Session, owner_id: str, apply_set: str | None = No
         query = query.where(VirtualMachine.name == name)
     found = [vm for vm in session.scalars(query) if matches_labels(vm, labels)]
     children = Children.load(session, [vm.id for vm in found])
-    return [_document(vm, [snap for snap in children.snapshots[vm.id] if not snap.deletion_requested],
+    return [_document(vm, [snap for snap in children.snapshots[vm.id]
+                           if not snap.deletion_requested and not snap.scheduled],
                       children.rules[vm.id]) for vm in found]
 
 
 def _document(vm: VirtualMachine, snapshots: list[VmSnapshot], rules: list[FirewallRule]) -> dict[str, Any]:
+    day2: dict[str, Any] = {"management": vm.management or "enforce", "reboot_policy": vm.reboot_policy or "never"}
+    if vm.snapshot_schedule:
+        day2["snapshot_schedule"] = dict(vm.snapshot_schedule)
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
         "metadata": {"name": vm.name, "labels": dict(vm.labels or {})},
         "spec": {
             "node": vm.node, "cpu_cores": vm.cpu_cores, "memory_mb": vm.memory_mb, "disk_gb": vm.disk_gb,
-            "power_state": vm.power_state, **export_fields(vm),
+            "power_state": vm.power_state, **export_fields(vm), **day2,
             "snapshots": [snapshot_values(snapshot.name, snapshot.description) for snapshot in snapshots],
             "firewall": [compact(rule_values(rule)) for rule in rules],
         },

@@ -14,9 +14,10 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller import firewall, guest, vms
+from controller import cluster, firewall, guest, vms
 from controller.errors import Conflict, Invalid
 from controller.manifests.model import ManifestInvalid, Problem, VmManifest
+from controller.reconcile.impact import change_impact, worst
 from controller.specs import RuleSpec, SnapshotCreate, VmCreate
 from controller.store.models import FirewallRule, VirtualMachine, VmSnapshot
 
@@ -29,9 +30,10 @@ class Change:
     field: str
     old: Any
     new: Any
+    impact: str = "none"  # none | live | reboot | stop | destructive (controller.reconcile.impact)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"field": self.field, "old": self.old, "new": self.new}
+        return {"field": self.field, "old": self.old, "new": self.new, "impact": self.impact}
 
 
 @dataclass
@@ -53,14 +55,44 @@ class PlannedObject:
 
     @property
     def touches_proxmox(self) -> bool:
-        """Anything but labels (pvem's own metadata) changes what the reconciler must converge."""
-        return any(change.field != "metadata.labels" for change in self.changes)
+        """Anything but labels and the apply set (pvem's own metadata) changes what the reconciler must converge."""
+        return any(change.field not in ("metadata.labels", "metadata.apply_set") for change in self.changes)
+
+    @property
+    def impact(self) -> str:
+        """The worst impact of the object's changes (a prune is destructive)."""
+        if self.action == "delete":
+            return "destructive"
+        return worst(change.impact for change in self.changes)
+
+    def classify(self) -> None:
+        """Give each change its impact on the guest, from the VM's last observation."""
+        vm = self.vm
+        observed = dict(vm.observed or {}) if vm is not None else {}
+        if vm is not None:
+            observed.setdefault("status", vm.status)
+            if vm.status not in (None, "unknown"):
+                observed["status"] = vm.status
+        management = self.fields.get("management", vm.management if vm is not None else None)
+        if self.create_spec is not None:
+            management = self.create_spec.management
+        # In observe mode pvem acts on nothing: the plan must not promise what will not happen.
+        self.changes = [Change(change.field, change.old, change.new,
+                               "none" if management == "observe" else self._impact(change, observed))
+                        for change in self.changes]
+
+    def _impact(self, change: Change, observed: dict[str, Any]) -> str:
+        if change.field == "spec.management" and change.old == "observe" and self.vm is not None:
+            # Back to enforce: pvem corrects the drift it reported, and that is what happens to the guest.
+            return worst(change_impact(f"spec.{item.get('field')}", item.get("observed"), item.get("desired"),
+                                       observed, self.action) for item in self.vm.drift or [])
+        return change_impact(change.field, change.old, change.new, observed, self.action)
 
     def as_dict(self) -> dict[str, Any]:
         vm = self.vm
         return {"kind": KIND, "name": self.name, "action": self.action, "document": self.document,
                 "id": vm.id if vm is not None else None, "vmid": vm.vmid if vm is not None else None,
-                "changes": [change.as_dict() for change in self.changes]}
+                "impact": self.impact, "changes": [change.as_dict() for change in self.changes]}
 
 
 def rule_values(rule: FirewallRule | RuleSpec) -> dict[str, Any]:
@@ -77,24 +109,42 @@ def snapshot_values(name: str, description: str | None) -> dict[str, Any]:
 
 
 def plan(session: Session, owner_id: str, manifests: list[VmManifest], apply_set: str | None = None,
-         prune: bool = False, default_node: str | None = None) -> list[PlannedObject]:
+         prune: bool = False, default_node: str | None = None, adopt: bool = False,
+         warnings: list[str] | None = None, reboot_policy_default: str = "never") -> list[PlannedObject]:
     """The plan for `manifests` applied by `owner_id`; with `prune`, also the deletions of the apply set's
-    VMs no longer listed. Raises ManifestInvalid (all problems) or Conflict; writes nothing."""
+    VMs no longer listed; with `adopt`, listed VMs outside the apply set become members (without it, each
+    is a warning appended to `warnings`). Raises ManifestInvalid (all problems) or Conflict; writes nothing."""
     existing = {vm.name: vm for vm in session.scalars(
         select(VirtualMachine).where(VirtualMachine.owner_id == owner_id))}
     children = Children.load(session, [existing[m.name].id for m in manifests if m.name in existing])
     problems: list[Problem] = []
     planned: list[PlannedObject] = []
+    known_nodes = cluster.known_nodes(session)
     for manifest in manifests:
         vm = existing.get(manifest.name)
+        node = manifest.spec.node if "node" in manifest.spec.model_fields_set else None
+        if node is not None and (vm is None or node != vm.node):
+            try:
+                cluster.check_node(session, node, known=known_nodes)
+            except Invalid as exc:
+                problems.append(Problem(manifest.document, "spec.node", exc.message.removeprefix("node: "),
+                                        manifest.name))
         if vm is None:
-            planned.append(_plan_create(manifest, default_node, problems))
+            planned.append(_plan_create(manifest, default_node, problems, reboot_policy_default))
             _check_template(session, manifest, planned[-1], problems)
         elif vm.deletion_requested:
             raise Conflict(f"document {manifest.document} ({manifest.name}): the virtual machine is still being "
                            "deleted; apply again once it is gone")
         else:
-            planned.append(_plan_update(vm, manifest, children, problems))
+            item = _plan_update(vm, manifest, children, problems)
+            if apply_set is not None and vm.apply_set != apply_set:
+                if adopt:
+                    item.fields["apply_set"] = apply_set
+                    item.changes.append(Change("metadata.apply_set", vm.apply_set, apply_set))
+                    item.action = "update"
+                elif warnings is not None:
+                    warnings.append(f"{vm.name} exists outside apply set {apply_set}: --adopt makes it a member")
+            planned.append(item)
     if problems:
         raise ManifestInvalid(problems)
     if prune:
@@ -102,6 +152,8 @@ def plan(session: Session, owner_id: str, manifests: list[VmManifest], apply_set
         for vm in sorted(existing.values(), key=lambda vm: vm.name):
             if vm.apply_set == apply_set and not vm.deletion_requested and vm.name not in listed:
                 planned.append(PlannedObject(vm.name, "delete", None, vm=vm))
+    for item in planned:
+        item.classify()
     return planned
 
 
@@ -125,9 +177,11 @@ class Children:
         return children
 
 
-def _plan_create(manifest: VmManifest, default_node: str | None, problems: list[Problem]) -> PlannedObject:
+def _plan_create(manifest: VmManifest, default_node: str | None, problems: list[Problem],
+                 reboot_policy_default: str = "never") -> PlannedObject:
     spec = manifest.spec
     values = spec.model_dump(exclude_unset=True, exclude={"snapshots", "firewall"})
+    values.setdefault("reboot_policy", reboot_policy_default)
     create = VmCreate(name=manifest.name, labels=manifest.labels or {}, **values)
     node = create.node or default_node
     if node is None:
@@ -140,6 +194,8 @@ def _plan_create(manifest: VmManifest, default_node: str | None, problems: list[
     guest_values = guest.create_columns(create)
     changes += [Change(f"spec.{key}", None, guest.shown_cloud_init(value) if key == "cloud_init" else value)
                 for key, value in guest_values.items() if key in values]
+    changes += [Change(f"spec.{key}", None, values[key]) for key in ("management", "reboot_policy", "snapshot_schedule")
+                if key in spec.model_fields_set and values.get(key) is not None]
     snapshots = spec.snapshots or []
     rules = spec.firewall or []
     changes += [Change(f"spec.snapshots[{snap.name}]", None, snapshot_values(snap.name, snap.description))
@@ -166,6 +222,8 @@ def _plan_update(vm: VirtualMachine, manifest: VmManifest, children: Children,
     requested = manifest.spec.model_dump(exclude_unset=True, exclude={"snapshots", "firewall"})
     if manifest.labels is not None:
         requested["labels"] = manifest.labels
+    if manifest.spec.snapshot_schedule is not None:  # with its defaults (prefix), as the row holds it
+        requested["snapshot_schedule"] = manifest.spec.snapshot_schedule.model_dump()
     if "disk_gb" in requested:
         try:
             vms.check_disk_growth(vm, requested["disk_gb"])
@@ -196,6 +254,7 @@ def _plan_update(vm: VirtualMachine, manifest: VmManifest, children: Children,
 
 
 def _plan_snapshots(rows: list[VmSnapshot], manifest: VmManifest, item: PlannedObject) -> None:
+    rows = [row for row in rows if not row.scheduled]  # taken by the schedule: never declared, never pruned
     current = {row.name: row for row in rows if not row.deletion_requested}
     leaving = {row.name for row in rows if row.deletion_requested}
     wanted = {snap.name: snap for snap in manifest.spec.snapshots or ()}

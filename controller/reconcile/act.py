@@ -7,6 +7,7 @@ controller resumes waiting instead of writing again. Every write is audited (act
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -14,16 +15,20 @@ from typing import Any
 
 from sqlalchemy import select
 
+from controller.log import get_logger
 from controller.proxmox.client import ProxmoxClient
 from controller.proxmox.errors import ProxmoxError
 from controller.proxmox.marks import MARK_TAG, description_with_mark, snapshot_description, tags_with_mark
 from controller.reconcile import state
-from controller.reconcile.diff import plan
+from controller.reconcile.diff import drift, plan
 from controller.reconcile.guest_act import GuestActions, cloud_init_reboot_pending
+from controller.reconcile.impact import pending_needs_reboot
 from controller.reconcile.model import Action, DesiredVm, ObservedVm, Policy
-from controller.reconcile.observe import ClusterView, observe_vm, summary
+from controller.reconcile.observe import ClusterView, observe_vm, power_status, summary
 from controller.store import Store
 from controller.store.models import VirtualMachine, VmSnapshot
+
+log = get_logger("pvem.reconciler")
 
 MAX_ROUNDS = 12
 # After these the plan is re-made from a fresh observation (positions, node or existence changed).
@@ -37,6 +42,10 @@ def redacted(changes: dict[str, Any]) -> dict[str, Any]:
     """Config changes as audit records show them: the cloud-init password never, only that it changed."""
     return {key: ("(changed)" if key == "cipassword" and value is not None else value)
             for key, value in changes.items()}
+
+def reboot_required(observed: ObservedVm) -> bool:
+    """Changes wait in Proxmox for a reboot of this running guest (a stopped one takes them at its start)."""
+    return observed.status != "stopped" and bool(pending_needs_reboot(observed.pending_keys, observed.hotplug))
 
 
 class Permanent(Exception):
@@ -69,6 +78,11 @@ class VmReconciler(GuestActions):
         self.task_timeout = task_timeout
         self.clone_timeout = clone_timeout
         self.status = state.StatusWriter(store)
+        # Automatic reboots in flight, fleet-wide; VMs waiting for a slot are nudged when one frees.
+        self.reboot_slots = threading.BoundedSemaphore(max(1, policy.max_concurrent_reboots))
+        self.reboot_waiting: set[str] = set()
+        self._reboot_lock = threading.Lock()
+        self.on_reboot_slot_free: Callable[[list[str]], None] | None = None
 
     def run(self, vm_id: str) -> Outcome:
         for _round in range(MAX_ROUNDS):
@@ -86,6 +100,8 @@ class VmReconciler(GuestActions):
                 if not desired.deleting and _round == 0:
                     self.status.set_vm(vm_id, sync_status="syncing")  # e.g. a long clone resumed after a restart
                 self._resume(vm_id, upid)
+            if desired.management == "observe":
+                return self._observe_only(desired, owner_id, [dict(item) for item in row.drift or []])
             observed = self._observe(desired)
             if observed is not None and cloud_init_reboot_pending(cloud_init_applied_at, observed):
                 # A regenerated cloud-init drive is read at the next boot: a pending change like any other.
@@ -94,7 +110,7 @@ class VmReconciler(GuestActions):
             if not actions:
                 assert observed is not None  # an empty plan means the VM exists and is ours
                 if self.status.synced(desired, summary(observed), observed.status, observed.node,
-                                      reboot_required=bool(observed.pending_keys)):
+                                      reboot_required=reboot_required(observed)):
                     return Outcome(True)
                 continue  # the spec moved while we worked: plan again from it
             if not desired.deleting and _round == 0:
@@ -107,6 +123,32 @@ class VmReconciler(GuestActions):
                 if action.kind in REPLAN_AFTER:
                     break
         return Outcome(False, "not converged yet")
+
+    # ------------------------------------------------------------- observe
+
+    def _observe_only(self, desired: DesiredVm, owner_id: str, known_drift: list[dict[str, Any]]) -> Outcome:
+        """management: observe. Read, compare, record drift; never write to Proxmox. Deleting the row only
+        releases the VM (pvem stops managing it; the guest stays as it is)."""
+        if desired.deleting:
+            self.status.forget_vm(desired, owner_id, desired.name)
+            return Outcome(True)
+        observed = self._observe(desired)
+        if observed is None:
+            raise Permanent(f"VM {desired.vmid} is not in Proxmox (management is observe: pvem does not create it)")
+        if observed.mark != desired.id:
+            raise Permanent(f"vmid {desired.vmid} is held by a VM pvem did not create or import "
+                            f"({observed.name or 'unnamed'}); pvem will not touch it")
+        found = drift(desired, observed)
+        new = [item for item in found if item not in known_drift]
+        if self.status.observed_only(desired, summary(observed), observed.status, observed.node,
+                                     reboot_required(observed), found):
+            if new:
+                log.info("drift_detected", vm_name=desired.name, vmid=desired.vmid,
+                         fields=[item["field"] for item in new])
+                self.status.audit("drift_detected", desired.id, owner_id, {
+                    "vm_name": desired.name, "vmid": desired.vmid, "drift": new})
+            return Outcome(True)
+        return Outcome(False, "the spec moved while observing")
 
     # ---------------------------------------------------------------- helpers
 
@@ -139,6 +181,8 @@ class VmReconciler(GuestActions):
         """One Proxmox write: store the UPID first, wait for the task, audit the outcome either way."""
         vm = ctx.desired
         record: dict[str, Any] = {"vm_name": vm.name, "vmid": vm.vmid, "node": ctx.node, **details}
+        log.info(f"reconcile_{operation}", vm_name=vm.name, vmid=vm.vmid, node=ctx.node,
+                 **{key: value for key, value in details.items() if key != "changes"})
         try:
             upid = call()
             record["upid"] = upid
@@ -165,6 +209,8 @@ class VmReconciler(GuestActions):
         after = {"name": vm.name, "cores": vm.cores, "memory_mb": vm.memory_mb, "node": vm.node,
                  "status": vm.power_state}
         changed = {key: {"before": before[key], "after": after[key]} for key in before if before[key] != after[key]}
+        log.info("drift_corrected", vm_name=vm.name, vmid=vm.vmid, fields=sorted(changed),
+                 actions=[a.kind for a in drifted])
         self.status.audit("drift_corrected", vm.id, ctx.owner_id, {
             "vm_name": vm.name, "vmid": vm.vmid, "fields": changed, "actions": [a.kind for a in drifted]})
 
@@ -270,11 +316,41 @@ class VmReconciler(GuestActions):
     def _do_resume(self, ctx: Context) -> None:
         self._write(ctx, "resume", lambda: self.client.resume(ctx.node, ctx.desired.vmid))
 
-    def _do_reboot(self, ctx: Context, reason: str) -> None:
-        self._write(ctx, "reboot", lambda: self.client.reboot(ctx.node, ctx.desired.vmid), reason=reason)
-        self.status.set_vm(ctx.desired.id, cloud_init_applied_at=None)  # the guest reads its new drive now
-        if ctx.desired.restart_pending:
-            self.status.set_vm(ctx.desired.id, restarts_done=ctx.restart_requests)
+    def _do_reboot(self, ctx: Context, reason: str, automatic: bool = False) -> None:
+        if not automatic:  # a restart a user asked for is never held back by the reboot limit
+            self._write(ctx, "reboot", lambda: self.client.reboot(ctx.node, ctx.desired.vmid), reason=reason)
+            self.status.set_vm(ctx.desired.id, cloud_init_applied_at=None)  # the guest reads its new drive now
+            if ctx.desired.restart_pending:
+                self.status.set_vm(ctx.desired.id, restarts_done=ctx.restart_requests)
+            return
+        vm_id = ctx.desired.id
+        if not self.reboot_slots.acquire(blocking=False):
+            with self._reboot_lock:
+                self.reboot_waiting.add(vm_id)
+            limit = self.policy.max_concurrent_reboots
+            raise ProxmoxError(f"waiting for a reboot slot (controller.max_concurrent_reboots is {limit})",
+                               transient=True)
+        try:
+            with self._reboot_lock:
+                self.reboot_waiting.discard(vm_id)
+            self._write(ctx, "reboot", lambda: self.client.reboot(ctx.node, ctx.desired.vmid), reason=reason,
+                        automatic=True)
+            self.status.set_vm(ctx.desired.id, cloud_init_applied_at=None)
+            self._wait_running(ctx)
+        finally:
+            self.reboot_slots.release()
+            with self._reboot_lock:
+                waiting = sorted(self.reboot_waiting)
+            if waiting and self.on_reboot_slot_free is not None:
+                self.on_reboot_slot_free(waiting)
+
+    def _wait_running(self, ctx: Context) -> None:
+        """After an automatic reboot: hold the slot until the guest is back running (bounded)."""
+        deadline = time.monotonic() + self.policy.shutdown_timeout + 60
+        while not self.stopping.is_set() and time.monotonic() < deadline:
+            if power_status(self.client.vm_status(ctx.node, ctx.desired.vmid)) == "running":
+                return
+            time.sleep(0.2)
 
     def _do_skip_restart(self, ctx: Context) -> None:
         self.status.set_vm(ctx.desired.id, restarts_done=ctx.restart_requests)

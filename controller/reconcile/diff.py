@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from controller.proxmox.marks import rule_comment, strip_mark
 from controller.reconcile.guest_diff import guest_actions, guest_changes
+from controller.reconcile.impact import pending_needs_reboot
 from controller.reconcile.model import Action, DesiredRule, DesiredVm, ObservedRule, ObservedVm, Policy
 
 
@@ -42,7 +43,7 @@ def plan(desired: DesiredVm, observed: ObservedVm | None, policy: Policy) -> lis
     rule_step = next_rule_step(desired.rules, observed.rules)
     if rule_step is not None:
         actions.append(rule_step)
-    elif desired.rules and not observed.firewall_enabled:
+    elif desired.rules and desired.enable_firewall and not observed.firewall_enabled:
         actions.append(Action("firewall_enable"))
     actions += _plan_power(desired, observed, policy)
     return actions
@@ -120,8 +121,9 @@ def _plan_power(desired: DesiredVm, observed: ObservedVm, policy: Policy) -> lis
             return [Action("resume")]
         if desired.restart_pending:
             return [Action("reboot", {"reason": "restart requested"})]
-        if observed.pending_keys and policy.reboot_policy == "auto":
-            return [Action("reboot", {"reason": "apply pending changes: " + ", ".join(observed.pending_keys)})]
+        waiting = pending_needs_reboot(observed.pending_keys, observed.hotplug)
+        if waiting and (desired.reboot_policy or policy.reboot_policy) == "auto":
+            return [Action("reboot", {"reason": "apply pending changes: " + ", ".join(waiting), "automatic": True})]
         return []
     actions: list[Action] = []
     if desired.restart_pending:
@@ -183,3 +185,43 @@ def next_rule_step(desired: tuple[DesiredRule, ...], observed: tuple[ObservedRul
         if _observed_fields(current) != fields:
             return Action("rule_update", {"pos": index, "rule": fields, "rule_id": rule.id})
     return None
+
+
+def _rule_text(fields: dict[str, object]) -> str:
+    parts = [str(fields.get("type")), str(fields.get("action")), str(fields.get("proto") or "any"),
+             str(fields.get("dport") or "any")]
+    for key in ("source", "dest"):
+        if fields.get(key):
+            parts.append(f"{key}={fields[key]}")
+    if not fields.get("enable"):
+        parts.append("disabled")
+    return " ".join(parts)
+
+
+def drift(desired: DesiredVm, observed: ObservedVm) -> list[dict[str, object]]:
+    """Observe mode: where Proxmox differs from the spec, as {field, desired, observed} with spec field names.
+
+    Scheduled snapshots do not count (they are taken on a schedule, not declared), nor do objects
+    pvem does not manage (unmarked snapshots and rules)."""
+    found: list[dict[str, object]] = []
+
+    def differs(field: str, wanted: object, seen: object) -> None:
+        if seen is not None and wanted != seen:
+            found.append({"field": field, "desired": wanted, "observed": seen})
+
+    differs("name", desired.name, observed.name)
+    differs("node", desired.node, observed.node)
+    differs("cpu_cores", desired.cores, observed.cores)
+    differs("memory_mb", desired.memory_mb, observed.memory_mb)
+    differs("disk_gb", desired.disk_gb, observed.disk_gb)
+    differs("power_state", desired.power_state, observed.status)
+    wanted_snaps = sorted(s.name for s in desired.snapshots if not s.deleting and not s.scheduled)
+    scheduled = {s.name for s in desired.snapshots if s.scheduled}
+    seen_snaps = sorted(s.name for s in observed.snapshots if s.mark is not None and s.name not in scheduled)
+    differs("snapshots", wanted_snaps, seen_snaps)
+    wanted_rules = [_rule_text(pve_rule(rule)) for rule in sorted(desired.rules, key=lambda r: r.position)]
+    seen_rules = [_rule_text(_observed_fields(rule)) for rule in sorted(observed.rules, key=lambda r: r.pos)
+                  if rule.mark is not None]
+    if next_rule_step(desired.rules, observed.rules) is not None:
+        found.append({"field": "firewall", "desired": wanted_rules, "observed": seen_rules})
+    return found

@@ -57,6 +57,7 @@ class Reconciler:
         self.view = ClusterView(client)
         self.worker = VmReconciler(client, store, self.view, policy, storage, bridge, vmid_range, self.stopping,
                                    clone_timeout=clone_timeout)
+        self.worker.on_reboot_slot_free = self._reboot_slot_free
         self._cond = threading.Condition()
         self._queued: set[str] = set()
         self._running: set[str] = set()
@@ -81,6 +82,10 @@ class Reconciler:
             else:
                 self._queued.add(vm_id)
             self._cond.notify_all()
+
+    def _reboot_slot_free(self, vm_ids: list[str]) -> None:
+        for vm_id in vm_ids:  # their retry was a wait for the slot, not a failure: no backoff
+            self.nudge(vm_id)
 
     def poll_database(self) -> None:
         """Pick up spec changes written by another process (or missed nudges)."""

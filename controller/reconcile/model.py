@@ -19,6 +19,7 @@ class DesiredSnapshot:
     deleting: bool = False
     rollback_pending: bool = False
     provisioned: bool = False
+    scheduled: bool = False  # taken by the VM's snapshot_schedule
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,9 @@ class DesiredVm:
     snapshots: tuple[DesiredSnapshot, ...] = ()
     rules: tuple[DesiredRule, ...] = ()
     guest: DesiredGuest | None = None  # None: a VM without guest fields (tests building DesiredVm by hand)
+    management: str = "enforce"  # enforce | observe (observe: never write, report drift)
+    reboot_policy: str | None = None  # never | auto; None: the controller's default (Policy.reboot_policy)
+    enable_firewall: bool = True  # False: an imported VM whose firewall was off stays off
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,7 @@ class ObservedVm:
     guest: GuestConfig | None = None  # the guest config with pending values applied (full observations)
     pool: str | None = None  # from the bulk listing
     uptime: int | None = None  # seconds, from status/current
+    hotplug: str | None = None  # the config's `hotplug` option (None: PVE's default, network,disk,usb)
 
 
 @dataclass(frozen=True)
@@ -139,3 +144,4 @@ class Policy:
     shutdown_timeout: int = 60
     storage: str = "local-lvm"  # proxmox.storage: extra disks and cloud-init drives without their own
     bridge: str = "vmbr0"  # proxmox.bridge: NICs without their own
+    max_concurrent_reboots: int = 1  # automatic reboots in flight at once, fleet-wide

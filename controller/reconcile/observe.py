@@ -15,6 +15,7 @@ from controller.proxmox.guest_config import guest_from_config
 from controller.proxmox.marks import mark_of, rule_mark, snapshot_mark
 from controller.proxmox.normalize import ObservedVm as ListedVm
 from controller.proxmox.normalize import memory_to_mb, pending_changes, to_bool, to_int
+from controller.reconcile.impact import DEFAULT_HOTPLUG
 from controller.reconcile.model import ObservedRule, ObservedSnapshot, ObservedVm
 
 MANAGED_KEYS = ("name", "cores", "memory")
@@ -103,7 +104,7 @@ def observe_vm(client: ProxmoxClient, listed: ListedVm, full: bool = True) -> Ob
     base = ObservedVm(vmid=vmid, node=node, mark=mark_of(config.description), name=config.name,
                       cores=config.cores, memory_mb=config.memory_mb, disk_key=config.disk_key,
                       disk_gb=config.disk_gb, status=power_status(status), lock=status.get("lock") or listed.lock,
-                      digest=config.digest)
+                      digest=config.digest, hotplug=_hotplug(config.raw))
     if not full or base.mark is None:
         return base
     pending = pending_changes(client.vm_pending(node, vmid))
@@ -121,10 +122,15 @@ def observe_vm(client: ProxmoxClient, listed: ListedVm, full: bool = True) -> Ob
                                          mark=snapshot_mark(item.get("description")))
                         for item in client.snapshots(node, vmid)),
         rules=tuple(_rule(item) for item in rules),
-        firewall_enabled=bool(to_bool(options.get("enable"))), digest=base.digest,
+        firewall_enabled=bool(to_bool(options.get("enable"))), digest=base.digest, hotplug=base.hotplug,
         guest=guest_from_config(_with_pending(config.raw, pending)), pool=listed.pool,
         uptime=to_int(status.get("uptime")),
     )
+
+
+def _hotplug(raw: dict[str, Any]) -> str | None:
+    value = raw.get("hotplug")
+    return None if value is None else str(value)
 
 
 def _rule(item: dict[str, Any]) -> ObservedRule:
@@ -146,6 +152,7 @@ def summary(observed: ObservedVm) -> dict[str, Any]:
         "unmanaged_snapshots": [item.name for item in observed.snapshots if item.mark is None],
         "unmanaged_rules": sum(1 for item in observed.rules if item.mark is None),
         "firewall_enabled": observed.firewall_enabled, **_guest_summary(observed),
+        "hotplug": observed.hotplug if observed.hotplug is not None else DEFAULT_HOTPLUG,
     }
 
 

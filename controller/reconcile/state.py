@@ -23,7 +23,7 @@ from controller.store.models import DeletedVm, FirewallRule, VirtualMachine, VmS
 def _snapshot(row: VmSnapshot) -> DesiredSnapshot:
     return DesiredSnapshot(id=row.id, name=row.name, description=row.description, deleting=row.deletion_requested,
                            rollback_pending=row.rollback_requests > row.rollbacks_done,
-                           provisioned=row.provisioned)
+                           provisioned=row.provisioned, scheduled=row.scheduled)
 
 
 def _rule(row: FirewallRule) -> DesiredRule:
@@ -40,6 +40,8 @@ def _desired(row: VirtualMachine, snapshots: list[VmSnapshot], rules: list[Firew
         provisioned=row.provisioned, applied_disk_gb=row.applied_disk_gb, migrated_generation=row.migrated_generation,
         snapshots=tuple(_snapshot(item) for item in snapshots), rules=tuple(_rule(item) for item in rules),
         guest=desired_guest(row),
+        management=row.management or "enforce", reboot_policy=row.reboot_policy,
+        enable_firewall=row.enable_firewall is not False,
     )
 
 
@@ -112,13 +114,29 @@ class StatusWriter:
                 .values(observed_generation=vm.generation, sync_status="synced", last_error=None,
                         last_synced_at=now, status=status or "unknown", observed_node=node,
                         reboot_required=reboot_required, observed=observed, last_observed_at=now,
-                        error_generation=None, provisioned=True)
+                        error_generation=None, provisioned=True, drift=[])
             )
             if result.rowcount:  # type: ignore[attr-defined]
                 session.execute(update(VmSnapshot).where(VmSnapshot.vm_id == vm.id)
                                 .values(sync_status="synced", last_error=None, provisioned=True))
                 session.execute(update(FirewallRule).where(FirewallRule.vm_id == vm.id)
                                 .values(sync_status="synced", last_error=None))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def observed_only(self, vm: DesiredVm, observed: dict[str, Any], status: str | None, node: str | None,
+                      reboot_required: bool, drift: list[dict[str, Any]]) -> bool:
+        """Observe mode: record what was seen and the drift from the spec (compare-and-set on the generation);
+        snapshots and rules keep their own sync status, since nothing was applied."""
+        now = utcnow()
+        with self.store.write() as session:
+            result = session.execute(
+                update(VirtualMachine)
+                .where(VirtualMachine.id == vm.id, VirtualMachine.generation == vm.generation)
+                .values(observed_generation=vm.generation, sync_status="synced", last_error=None,
+                        last_synced_at=now, status=status or "unknown", observed_node=node,
+                        reboot_required=reboot_required, observed=observed, last_observed_at=now,
+                        error_generation=None, provisioned=True, drift=drift)
+            )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def forget_vm(self, vm: DesiredVm, owner_id: str, name: str) -> None:

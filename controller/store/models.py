@@ -152,6 +152,12 @@ class VirtualMachine(Base):
     start_on_boot: Mapped[bool] = mapped_column(Boolean, default=False)
     agent: Mapped[bool] = mapped_column(Boolean, default=True)
     description: Mapped[str | None] = mapped_column(Text, default=None)
+    # Day-2 operations (issue 9): enforce | observe; never | auto; {every, keep, prefix} or None.
+    management: Mapped[str] = mapped_column(String(16), default="enforce")
+    reboot_policy: Mapped[str] = mapped_column(String(16), default="never")
+    snapshot_schedule: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # pvem turns the VM's firewall on when it has rules; False for an import whose firewall was off (kept off).
+    enable_firewall: Mapped[bool] = mapped_column(Boolean, default=True)
     deletion_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     generation: Mapped[int] = mapped_column(Integer, default=1)
 
@@ -170,6 +176,7 @@ class VirtualMachine(Base):
     migrated_generation: Mapped[int | None] = mapped_column(Integer, default=None)
     error_generation: Mapped[int | None] = mapped_column(Integer, default=None)  # permanent error at this gen
     observed: Mapped[dict[str, Any]] = mapped_column(default=dict)  # last deep observation, for people
+    drift: Mapped[list[Any]] = mapped_column(JSON, default=list)  # observe mode: [{field, desired, observed}]
     last_observed_at: Mapped[datetime | None] = mapped_column(default=None)
     # guest status (issue 7)
     ip_addresses: Mapped[list[Any]] = mapped_column(JSON, default=list)  # from the guest agent
@@ -234,6 +241,8 @@ class VmSnapshot(Base):
     description: Mapped[str | None] = mapped_column(Text, default=None)
     rollback_requests: Mapped[int] = mapped_column(Integer, default=0)
     deletion_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Taken by the VM's snapshot_schedule: only these are ever deleted by its retention.
+    scheduled: Mapped[bool] = mapped_column(Boolean, default=False)
 
     # status
     sync_status: Mapped[str] = mapped_column(String(16), default="pending")
@@ -266,6 +275,16 @@ class FirewallRule(Base):
     # status
     sync_status: Mapped[str] = mapped_column(String(16), default="pending")
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class ClusterNode(Base):
+    """The Proxmox nodes the controller last listed, so the API can name them without asking Proxmox."""
+
+    __tablename__ = "cluster_nodes"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str | None] = mapped_column(String(16), default=None)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AuditLog(Base):

@@ -114,3 +114,16 @@ def state(api: Api, token: str, admin_token: str) -> tuple[Any, ...]:
     found = vms(api, token)
     return (found, {name: snapshots(api, token, vm["id"]) for name, vm in found.items()},
             {name: rules(api, token, vm["id"]) for name, vm in found.items()}, audit_ids(api, admin_token))
+
+
+ACTIONS = ("create", "update", "delete", "unchanged")
+
+
+def action_counts(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary's counts per action (it also counts objects per impact)."""
+    return {key: summary[key] for key in ACTIONS}
+
+
+def plain_changes(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Changes without their impact label (tests of what changes, not of what it does to the guest)."""
+    return [{key: value for key, value in change.items() if key != "impact"} for change in changes]

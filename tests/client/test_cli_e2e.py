@@ -174,8 +174,8 @@ def test_apply_is_idempotent_and_diff_exit_codes_follow_the_changes(cli):
     (cli.cwd / "web.yaml").write_text(WEB.replace("memory_mb: 1024", "memory_mb: 2048"))
     result = cli.authed("diff", "-f", str(cli.cwd))
     assert result.returncode == 1
-    assert "~ update web-1\n    spec.memory_mb: 1024 -> 2048\n" in result.stdout
-    assert result.stdout.endswith("Plan: 0 to create, 1 to update, 0 to delete, 1 unchanged\n")
+    assert "~ update web-1  (needs reboot)\n    spec.memory_mb: 1024 -> 2048  (needs reboot)\n" in result.stdout
+    assert result.stdout.endswith("Plan: 0 to create, 1 to update, 0 to delete, 1 unchanged (1 needs reboot)\n")
     assert "\033[" not in result.stdout  # not a terminal: no colour
 
 
@@ -253,12 +253,12 @@ def test_apply_wait_follows_the_fake_proxmox_until_synced(cli):
     assert vm["cpu_cores"] == 3 and vm["sync_status"] == "synced" and vm["observed_generation"] == vm["generation"]
 
 
-def test_wait_ends_with_exit_1_and_the_error_when_an_object_fails(cli):
+def test_an_unknown_node_is_refused_at_plan_time_naming_the_known_nodes(cli):
     (cli.cwd / "typo.yaml").write_text(WEB.split("---")[0].replace("node: pve1", "node: pve9"))
     result = cli.authed("apply", "-f", "typo.yaml", "--wait", "--timeout", "60")
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "node 'pve9' is not in the Proxmox cluster" in one_line_error(result)
-    assert cli.vms()["web-1"]["sync_status"] == "error"
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "node 'pve9' is not in the Proxmox cluster (nodes: pve1, pve2)" in one_line_error(result)
+    assert "web-1" not in cli.vms()
 
 
 def test_wait_timing_out_is_exit_4(cli):
@@ -275,7 +275,7 @@ def test_prune_deletes_only_what_the_apply_set_created_and_the_manifest_dropped(
     result = cli.authed("apply", "-f", "-", "--apply-set", "lab", "--prune", "--wait", "--timeout", "60",
                         stdin=only_web)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "- delete db-1\n" in result.stdout and "1 deleted" in result.stdout
+    assert "- delete db-1  (destroys data)\n" in result.stdout and "1 deleted" in result.stdout
     assert "db-1: deleting -> deleted\n" in result.stdout or "db-1: deleted\n" in result.stdout
     assert sorted(cli.vms()) == ["by-hand", "web-1"]
 

@@ -243,7 +243,9 @@ def test_a_clone_interrupted_before_its_config_write_is_adopted_not_cloned_again
 def test_auto_reboot_policy_reboots_for_a_cloud_init_change(harness_factory):
     harness = harness_factory(policy=Policy(reboot_policy="auto", shutdown_timeout=5))
     add_templates(harness.fake)
-    vm_id = harness.create_vm(template=UBUNTU, disk_gb=4, power_state="running", cloud_init={"user": "ops"})
+    # the VM's own reboot_policy (issue 9) is what counts; a new VM gets controller.reboot_policy by default
+    vm_id = harness.create_vm(template=UBUNTU, disk_gb=4, power_state="running", cloud_init={"user": "ops"},
+                              reboot_policy="auto")
     vmid = harness.reconcile(vm_id).vmid
     harness.update_vm(vm_id, cloud_init={"user": "admin"})
     mark = harness.mark_requests()

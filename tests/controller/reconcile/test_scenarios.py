@@ -70,8 +70,8 @@ def test_corrects_drift_and_audits_it(harness):
 
 
 def test_reboots_to_apply_pending_changes_under_the_auto_policy(harness_factory):
-    harness = harness_factory(policy=Policy(reboot_policy="auto", shutdown_timeout=5))
-    vm_id = harness.create_vm(power_state="running")
+    harness = harness_factory(policy=Policy(shutdown_timeout=5))
+    vm_id = harness.create_vm(power_state="running", reboot_policy="auto")
     vmid = harness.reconcile(vm_id).vmid
     harness.update_vm(vm_id, cpu_cores=4)
     mark = harness.mark_requests()
