@@ -23,7 +23,7 @@ from api.app import create_app
 from controller.config import ConfigError, Settings, load_settings, require_production_secret
 from controller.log import configure_logging, get_logger
 from controller.service import ControllerService
-from controller.store import Store
+from controller.store import Store, notify
 from controller.users import Passwords
 
 log = get_logger("pvem.server")
@@ -110,7 +110,9 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
 
     server = None
     if mode != "controller":
-        app = create_app(settings, store, nudge=controller.nudge if controller else None,
+        # The in-process controller's nudge (if any), plus NOTIFY to every controller on PostgreSQL.
+        nudge = notify.sender(store, controller.nudge if controller else None)
+        app = create_app(settings, store, nudge=nudge,
                          readiness=controller.readiness_checks() if controller else None, passwords=passwords)
         _json_waitress_errors()
         server = waitress.create_server(

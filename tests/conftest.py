@@ -47,6 +47,8 @@ class PostgresServer:
         name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
         with self.admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
+            # A throw-away database: commits need not wait for the disk (the suite is several times faster).
+            conn.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
         return self.url.set(database=name).render_as_string(hide_password=False)
 
     def drop(self, url: str) -> None:
@@ -69,22 +71,24 @@ def postgres_server() -> Iterator[PostgresServer | None]:
 
 
 class PostgresRunDatabase:
-    """The run's migrated database; `clean()` empties every table (the schema and its version stay)."""
+    """The run's migrated database; `clean()` empties every table (the schema and its version stay).
+
+    DELETE, children first, rather than TRUNCATE: on tables this small it is several times faster."""
 
     def __init__(self, url: str) -> None:
+        from controller.store.models import Base
+
         self.url = url
         self.engine = create_engine(url, pool_size=1)
-        with self.engine.connect() as conn:
-            names = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-                                      "AND tablename <> 'alembic_version'")).scalars()
-            self.truncate = "TRUNCATE " + ", ".join(f'"{name}"' for name in names) + " RESTART IDENTITY CASCADE"
+        self.tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
 
     def clean(self) -> None:
         for _attempt in range(3):
             with self.engine.connect() as conn:
                 conn.execute(text("SET lock_timeout = '5s'"))
                 try:
-                    conn.execute(text(self.truncate))
+                    for name in self.tables:
+                        conn.execute(text(f'DELETE FROM "{name}"'))
                     conn.commit()
                     return
                 except Exception:

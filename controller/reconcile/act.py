@@ -1,7 +1,9 @@
 """Acting on one VM: observe, plan, execute, observe again, until the plan is empty; then record.
 
 Every Proxmox write that returns a task UPID stores it on the VM's row before waiting, so a restarted
-controller resumes waiting instead of writing again. Every write is audited (actor `controller`).
+controller resumes waiting instead of writing again. Every write is audited (actor `controller`) twice:
+its intent (`outcome: "started"`) committed before the request is sent, so a crash can never leave a
+change in Proxmox that the audit does not show, then its outcome (`ok` or `error`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from controller.proxmox.client import ProxmoxClient
 from controller.proxmox.errors import ProxmoxError
@@ -22,6 +25,7 @@ from controller.reconcile.model import Action, DesiredVm, ObservedVm, Policy
 from controller.reconcile.observe import ClusterView, observe_vm, summary
 from controller.store import Store
 from controller.store.models import VirtualMachine, VmSnapshot
+from controller.vms import lock_vmid_allocation
 
 MAX_ROUNDS = 12
 # After these the plan is re-made from a fresh observation (positions, node or existence changed).
@@ -53,12 +57,12 @@ class Context:
 class VmReconciler:
     def __init__(self, client: ProxmoxClient, store: Store, view: ClusterView, policy: Policy,
                  storage: str, bridge: str, vmid_range: tuple[int, int], stopping: threading.Event,
-                 task_timeout: float = 900) -> None:
+                 task_timeout: float = 900, fence: Callable[[Session], None] | None = None) -> None:
         self.client, self.store, self.view, self.policy = client, store, view, policy
         self.storage, self.bridge, self.vmid_range = storage, bridge, vmid_range
         self.stopping = stopping
         self.task_timeout = task_timeout
-        self.status = state.StatusWriter(store)
+        self.status = state.StatusWriter(store, fence)
 
     def run(self, vm_id: str) -> Outcome:
         for _round in range(MAX_ROUNDS):
@@ -121,6 +125,8 @@ class VmReconciler:
         """One Proxmox write: store the UPID first, wait for the task, audit the outcome either way."""
         vm = ctx.desired
         record: dict[str, Any] = {"vm_name": vm.name, "vmid": vm.vmid, "node": ctx.node, **details}
+        # The intent, in its own committed (and fenced) transaction before anything reaches Proxmox.
+        self.status.audit(f"pve_{operation}", vm.id, ctx.owner_id, {**record, "outcome": "started"})
         try:
             upid = call()
             record["upid"] = upid
@@ -186,7 +192,10 @@ class VmReconciler:
         vm = ctx.desired
         low, high = self.vmid_range
         taken = self.view.taken_vmids()
-        with self.store.write() as session:
+        with self.status.write() as session:
+            # Lock order as the API's: the VM's row, then the allocation lock.
+            session.execute(select(VirtualMachine.id).where(VirtualMachine.id == vm.id).with_for_update())
+            lock_vmid_allocation(session)
             used = set(session.scalars(select(VirtualMachine.vmid)))
             candidate = next((n for n in range(vm.vmid + 1, high + 1) if n not in taken and n not in used), None)
             if candidate is None:

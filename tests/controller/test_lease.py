@@ -1,0 +1,83 @@
+"""Leader election and fencing on the real database (SQLite, and PostgreSQL when the suite runs there)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import select
+
+from controller.lease import Fenced, Lease, LeaseKeeper
+from controller.reconcile.state import StatusWriter
+from controller.store.models import AuditLog, ControllerLease
+
+
+def wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def test_one_leader_per_database_and_the_standby_waits(store):
+    first = Lease(store, lease_seconds=30, renew_seconds=10, holder="a")
+    second = Lease(store, lease_seconds=30, renew_seconds=10, holder="b")
+    assert first.renew() is True
+    assert second.renew() is False
+    assert (first.role(), second.role()) == ("leader", "standby")
+    assert first.renew() is True and second.renew() is False  # renewing keeps it
+    row = first.current()
+    assert row is not None and (row.holder, row.epoch) == ("a", 1)
+
+
+def test_a_standby_takes_over_after_the_lease_expires_with_a_new_epoch(store):
+    first = Lease(store, lease_seconds=0.6, renew_seconds=0.2, holder="a")
+    second = Lease(store, lease_seconds=0.6, renew_seconds=0.2, holder="b")
+    assert first.renew() and not second.renew()
+    assert 0.05 <= second.next_attempt_in() <= 0.2  # looks again just after the expiry it saw
+    wait_until(second.renew)  # `first` stopped renewing (it "died")
+    row = second.current()
+    assert row is not None and (row.holder, row.epoch) == ("b", 2)
+    assert first.renew() is False  # the old leader comes back as a standby
+
+
+def test_a_paused_former_leader_cannot_write_status_or_audit(store):
+    first = Lease(store, lease_seconds=0.5, renew_seconds=0.1, holder="a")
+    second = Lease(store, lease_seconds=0.5, renew_seconds=0.1, holder="b")
+    assert first.renew()
+    writer = StatusWriter(store, fence=first.fence)
+    writer.audit("pve_start", "vm-1", "owner", {"outcome": "started"})  # while it leads: accepted
+    wait_until(second.renew)
+    with pytest.raises(Fenced):
+        writer.audit("pve_start", "vm-1", "owner", {"outcome": "ok"})
+    assert first.is_leader() is False  # a refused write also ends its leadership at once
+    with store.read() as session:
+        outcomes = [row.details["outcome"] for row in session.scalars(select(AuditLog))]
+    assert outcomes == ["started"]
+
+
+def test_releasing_the_lease_lets_a_standby_take_over_at_once(store):
+    first = Lease(store, lease_seconds=60, renew_seconds=20, holder="a")
+    second = Lease(store, lease_seconds=60, renew_seconds=20, holder="b")
+    assert first.renew() and not second.renew()
+    first.release()
+    assert second.renew() is True
+    with store.read() as session:
+        row = session.get(ControllerLease, "controller")
+        assert row is not None and (row.holder, row.epoch) == ("b", 2)
+
+
+def test_keepers_hand_over_leadership_when_the_leader_stops(store):
+    changes: list[tuple[str, bool]] = []
+    keepers = [LeaseKeeper(Lease(store, lease_seconds=1.0, renew_seconds=0.2, holder=name),
+                           lambda leading, name=name: changes.append((name, leading))) for name in ("a", "b")]
+    for keeper in keepers:
+        keeper.start()
+    try:
+        assert changes == [("a", True)]
+        keepers[0].stop()
+        wait_until(lambda: ("b", True) in changes)
+        assert keepers[1].lease.is_leader() and not keepers[0].lease.is_leader()
+    finally:
+        for keeper in keepers:
+            keeper.stop()
