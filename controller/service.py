@@ -19,6 +19,7 @@ from typing import Any
 
 from controller import stats, users
 from controller.config import Settings
+from controller.errors import Conflict
 from controller.lease import Lease, LeaseKeeper
 from controller.log import get_logger
 from controller.proxmox.client import ProxmoxClient
@@ -82,10 +83,17 @@ class ControllerService:
         elif auth.admin_email or auth.admin_password:
             log.warning("admin_bootstrap_skipped", reason="set both auth.admin_email and auth.admin_password")
         for email, password in wanted:
-            with self.store.write() as session:
-                user = users.ensure_admin(session, self.passwords, email, password,
-                                          username="admin" if demo_admin and email == demo_admin[0] else None)
-                log.info("admin_ready", email=user.email)
+            username = "admin" if demo_admin and email == demo_admin[0] else None
+            for attempt in (1, 2):
+                try:
+                    with self.store.write() as session:
+                        user = users.ensure_admin(session, self.passwords, email, password, username=username)
+                        log.info("admin_ready", email=user.email)
+                    break
+                except Conflict:
+                    # Another process starting at the same moment created it: the second try finds it.
+                    if attempt == 2:
+                        raise
 
     # ----------------------------------------------------------------- jobs
 

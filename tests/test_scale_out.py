@@ -125,7 +125,8 @@ def test_two_apis_two_controllers_leader_killed_mid_work(tmp_path: Path, fresh_d
     # All four at once on a fresh database: the migrations lock lets every one of them start.
     for index in range(4):
         kind = "api" if index < 2 else "controller"
-        extra = {"PVEM_AUTH__ADMIN_EMAIL": ADMIN[0], "PVEM_AUTH__ADMIN_PASSWORD": ADMIN[1]} if index == 0 else {}
+        # Both API replicas bootstrap the same admin at the same moment.
+        extra = {"PVEM_AUTH__ADMIN_EMAIL": ADMIN[0], "PVEM_AUTH__ADMIN_PASSWORD": ADMIN[1]} if index < 2 else {}
         log = tmp_path / f"{kind}-{index}.log"
         logs.append(log)
         args = [PVEM, kind] + (["--port", str(ports[index])] if kind == "api" else [])

@@ -81,3 +81,26 @@ def test_keepers_hand_over_leadership_when_the_leader_stops(store):
     finally:
         for keeper in keepers:
             keeper.stop()
+
+
+def test_readiness_shows_each_controllers_role(store, settings, passwords):
+    import falcon.testing
+
+    from api.app import create_app
+    from controller.service import ControllerService
+
+    services = [ControllerService(settings, store, passwords) for _ in range(2)]
+    for service in services:
+        service.lease_keeper.start()
+    try:
+        roles = []
+        for service in services:
+            client = falcon.testing.TestClient(create_app(settings, store, readiness=service.readiness_checks(),
+                                                          passwords=passwords))
+            result = client.simulate_get("/api/health/ready")
+            assert result.status_code == 200, result.text  # a standby is ready: it waits by design
+            roles.append(result.json["checks"]["controller"]["role"])
+        assert roles == ["leader", "standby"]
+    finally:
+        for service in services:
+            service.lease_keeper.stop()
