@@ -4,7 +4,8 @@ One row per lease name (`controller`) says who holds it (`holder`), until when (
 its `epoch`, which grows by one every time the holder changes. The leader renews every
 `controller.lease_renew_seconds`; a standby takes the lease once it has gone unrenewed for
 `controller.lease_seconds` (it looks again just after the expiry it saw, so a dead leader is
-replaced within the lease time). Time is the hosts' UTC clock: controllers on several machines need
+replaced within the lease time). A holder that ran on this host and whose process is gone (a
+crashed controller restarted) is taken over at once. Time is the hosts' UTC clock: controllers on several machines need
 NTP, as with any lease.
 
 Fencing: every status and audit write of the reconciler runs `fence(session)` in its own transaction,
@@ -43,6 +44,22 @@ class Fenced(Exception):
 
 def default_holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def holder_died_here(holder: str) -> bool:
+    """The holder ran on this host and its process is gone (a controller restarted after a crash): its
+    lease need not be waited out. Anything else (another host, a live or reused pid) waits for expiry."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 class Lease:
@@ -113,7 +130,8 @@ class Lease:
         if row.holder == self.holder and row.epoch == self.epoch:
             row.renewed_at, row.expires_at = now, expires
             return row.epoch, self.lease_seconds
-        if row.holder is not None and row.expires_at is not None and row.expires_at > now:
+        if (row.holder is not None and row.expires_at is not None and row.expires_at > now
+                and not holder_died_here(row.holder)):
             return None, (row.expires_at - now).total_seconds()
         # Free or expired: take it over with a new epoch (the row is locked: no other taker in between).
         row.holder, row.epoch, row.acquired_at, row.renewed_at, row.expires_at = (

@@ -31,8 +31,8 @@ from tests.test_crash_safety import PVEM, fake_proxmox, free_port, processes, wa
 from tests.test_serve_e2e import SECRET, request, wait_healthy
 
 CLIENTS = 8
-VMS_PER_CLIENT = 3
-WRITE_SECONDS = 6.0
+VMS_PER_CLIENT = 2
+WRITE_SECONDS = 4.0
 LEASE_SECONDS = 3.0
 CONVERGE_DEADLINE = 90.0
 ADMIN = ("ops@example.com", "ops-password")
@@ -166,7 +166,7 @@ def test_two_apis_two_controllers_leader_killed_mid_work(tmp_path: Path, fresh_d
         while leader_pid(store)[0] != survivor.pid:
             assert time.monotonic() - killed_at < 2 * LEASE_SECONDS + 5, "the standby never took the lease"
             time.sleep(0.05)
-        assert leader_pid(store)[1] == epoch + 1
+        assert leader_pid(store)[1] > epoch  # a new epoch: the old leader's writes are fenced off
 
         assert writers.errors == [], writers.errors[:5]
         assert len(writers.created) >= 10

@@ -104,3 +104,17 @@ def test_readiness_shows_each_controllers_role(store, settings, passwords):
     finally:
         for service in services:
             service.lease_keeper.stop()
+
+
+def test_a_lease_whose_holder_died_on_this_host_is_taken_over_at_once(store, tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    first = Lease(store, lease_seconds=60, renew_seconds=20, holder=f"{socket.gethostname()}:{dead.stdout.strip()}:x")
+    assert first.renew()
+    elsewhere = Lease(store, lease_seconds=60, renew_seconds=20, holder="other-host:1:y")
+    assert elsewhere.renew() is True  # the holder's process is gone: no need to wait 60 s
+    assert Lease(store, lease_seconds=60, renew_seconds=20).renew() is False  # a live holder elsewhere: wait

@@ -23,9 +23,9 @@ def test_many_processes_may_upgrade_one_fresh_database_at_once(tmp_path, fresh_d
     env = {key: value for key, value in os.environ.items() if not key.startswith("PVEM_")}
     env["PVEM_DATABASE__URL"] = fresh_database_url
     procs = [subprocess.Popen([PVEM, "db", "upgrade"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for _ in range(4)]
+                              stderr=subprocess.STDOUT, text=True) for _ in range(3)]
     outputs = [proc.communicate(timeout=120)[0] for proc in procs]
-    assert [proc.returncode for proc in procs] == [0] * 4, outputs
+    assert [proc.returncode for proc in procs] == [0] * 3, outputs
     store = Store(fresh_database_url)
     try:
         head = current_revision(store.engine)
