@@ -21,6 +21,7 @@ import waitress.utilities
 
 from api.app import create_app
 from controller.config import ConfigError, Settings, load_settings, require_production_secret
+from controller.lease import leader_check
 from controller.log import configure_logging, get_logger
 from controller.service import ControllerService
 from controller.store import Store, notify
@@ -113,7 +114,8 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
         # The in-process controller's nudge (if any), plus NOTIFY to every controller on PostgreSQL.
         nudge = notify.sender(store, controller.nudge if controller else None)
         app = create_app(settings, store, nudge=nudge,
-                         readiness=controller.readiness_checks() if controller else None, passwords=passwords)
+                         readiness=controller.readiness_checks() if controller else {"leader": leader_check(store)},
+                         passwords=passwords)
         _json_waitress_errors()
         server = waitress.create_server(
             app, host=settings.server.host, port=settings.server.port, threads=settings.server.threads,

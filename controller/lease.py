@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -179,6 +180,20 @@ class Lease:
                     self.epoch, self._valid_until = None, 0.0
             log.warning("lease_fenced", holder=self.holder, epoch=epoch)
             raise Fenced(f"lease epoch {epoch} is no longer current")
+
+
+def leader_check(store: Store, name: str = CONTROLLER_LEASE) -> Callable[[], tuple[bool, dict[str, Any]]]:
+    """Readiness for a process without a controller (`pvem api`): which controller leads, if any.
+    Always ok: an API replica serves whether or not a controller is running."""
+
+    def check() -> tuple[bool, dict[str, Any]]:
+        with store.read() as session:
+            row = session.get(ControllerLease, name)
+        if row is None or row.holder is None or row.expires_at is None or row.expires_at <= utcnow():
+            return True, {"leader": None}
+        return True, {"leader": row.holder, "epoch": row.epoch}
+
+    return check
 
 
 class LeaseKeeper:

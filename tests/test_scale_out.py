@@ -167,6 +167,8 @@ def test_two_apis_two_controllers_leader_killed_mid_work(tmp_path: Path, fresh_d
             assert time.monotonic() - killed_at < 2 * LEASE_SECONDS + 5, "the standby never took the lease"
             time.sleep(0.05)
         assert leader_pid(store)[1] > epoch  # a new epoch: the old leader's writes are fenced off
+        status, ready = request("GET", f"{bases[0]}/api/health/ready")  # an API replica says who leads
+        assert status == 200 and f":{survivor.pid}:" in ready["checks"]["leader"]["leader"], ready
 
         assert writers.errors == [], writers.errors[:5]
         assert len(writers.created) >= 10
