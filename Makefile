@@ -4,7 +4,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint clean
+.PHONY: install run test test-sqlite test-postgres lint clean
+
+# The PostgreSQL half of `make test` (each run creates, and drops, a database of its own on this server).
+PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 install: $(STAMP)
 
@@ -23,8 +26,21 @@ lint: install
 	$(BIN)/ruff check api controller tests
 	$(BIN)/mypy
 
-test: lint
-	$(BIN)/pytest -q
+# The whole suite on SQLite, then again on PostgreSQL when a server answers on 127.0.0.1:5432
+# (or PVEM_TEST_DATABASE_URL names one).
+test: lint test-sqlite test-postgres
+
+test-sqlite: install
+	env -u PVEM_TEST_DATABASE_URL $(BIN)/pytest -q
+
+test-postgres: install
+	@url="$${PVEM_TEST_DATABASE_URL:-$(PG_TEST_URL)}"; \
+	if [ -n "$$PVEM_TEST_DATABASE_URL" ] || $(BIN)/python -c 'import socket; socket.create_connection(("127.0.0.1", 5432), 2)' 2>/dev/null; then \
+		echo "PostgreSQL half: PVEM_TEST_DATABASE_URL=$$url"; \
+		PVEM_TEST_DATABASE_URL="$$url" $(BIN)/pytest -q; \
+	else \
+		echo "PostgreSQL half skipped: no server answers on 127.0.0.1:5432 (set PVEM_TEST_DATABASE_URL to run it)"; \
+	fi
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

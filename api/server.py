@@ -24,9 +24,10 @@ import waitress.utilities
 
 from api.app import create_app
 from controller.config import ConfigError, Settings, load_settings, require_production_secret
+from controller.lease import leader_check
 from controller.log import configure_logging, get_logger
 from controller.service import ControllerService
-from controller.store import Store
+from controller.store import Store, notify
 from controller.users import AdminConflict, Passwords
 
 log = get_logger("pvem.server")
@@ -158,9 +159,11 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
     server = None
     if mode != "controller":
         importer = controller.importer if controller else ControllerService.build_importer(settings, store)
-        app = create_app(settings, store, nudge=controller.nudge if controller else None,
-                         readiness=controller.readiness_checks() if controller else None, passwords=passwords,
-                         importer=importer)
+        # The in-process controller's nudge (if any), plus NOTIFY to every controller on PostgreSQL.
+        nudge = notify.sender(store, controller.nudge if controller else None)
+        app = create_app(settings, store, nudge=nudge,
+                         readiness=controller.readiness_checks() if controller else {"leader": leader_check(store)},
+                         passwords=passwords, importer=importer)
         _json_waitress_errors()
         server = waitress.create_server(
             app, host=settings.server.host, port=settings.server.port, threads=settings.server.threads,

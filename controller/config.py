@@ -111,6 +111,16 @@ class ControllerSettings(_Section):
     clone_timeout_seconds: float = Field(3600.0, gt=0)
     agent_refresh_seconds: float = Field(30.0, gt=0)
 
+    # Leader election between controller replicas sharing one database (see README "Scale-out").
+    lease_seconds: float = Field(15.0, gt=0)
+    lease_renew_seconds: float = Field(5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _lease_timing(self) -> ControllerSettings:
+        if self.lease_renew_seconds >= self.lease_seconds:
+            raise ValueError("controller.lease_renew_seconds must be less than controller.lease_seconds")
+        return self
+
 
 class StatsSettings(_Section):
     interval_seconds: float = Field(10.0, gt=0)

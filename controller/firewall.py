@@ -2,6 +2,9 @@
 
 Deleting a rule removes its row at once: the reconciler finds the Proxmox rule by pvem's mark (the
 rule's UUID in its comment) and removes marked rules that no longer have a row.
+
+Concurrency: every rule write locks its VM's row first (`get_live_vm` takes it FOR UPDATE), so two
+writers never renumber one VM's rules at once, and (vm_id, position) is unique in the database.
 """
 
 from __future__ import annotations
@@ -26,24 +29,38 @@ def _rules_of(session: Session, vm_id: str) -> list[FirewallRule]:
     return list(session.scalars(query))
 
 
-def _renumber(rules: list[FirewallRule]) -> None:
-    for index, rule in enumerate(rules):
-        if rule.position != index:
-            rule.position = index
+def _renumber(session: Session, rules: list[FirewallRule]) -> None:
+    """Positions 0..n-1 in list order, in two flushes (first out of the way, below zero, then into
+    place) so the unique (vm_id, position) constraint never sees two rules on one position."""
+    moving = [(index, rule) for index, rule in enumerate(rules) if rule.id is None or rule.position != index]
+    if not moving:
+        return
+    for index, rule in moving:
+        rule.position = -1 - index
+    session.flush()
+    for index, rule in moving:
+        rule.position = index
+    session.flush()
 
 
 def list_rules(session: Session, actor: Actor, vm_id: str) -> list[FirewallRule]:
     return _rules_of(session, get_vm(session, actor, vm_id).id)
 
 
-def get_rule(session: Session, actor: Actor, rule_id: str) -> tuple[FirewallRule, VirtualMachine]:
+def get_rule(session: Session, actor: Actor, rule_id: str,
+             for_update: bool = False) -> tuple[FirewallRule, VirtualMachine]:
+    """The rule and its VM; `for_update` locks the VM's row first, then re-reads the rule under it."""
     rule = session.get(FirewallRule, rule_id)
     if rule is None:
         raise NotFound("firewall rule not found")
     try:
-        vm = get_vm(session, actor, rule.vm_id)
+        vm = get_vm(session, actor, rule.vm_id, for_update=for_update)
     except NotFound:
         raise NotFound("firewall rule not found") from None
+    if for_update:
+        rule = session.get(FirewallRule, rule_id, populate_existing=True)
+        if rule is None:  # deleted while we waited for the VM's lock
+            raise NotFound("firewall rule not found")
     return rule, vm
 
 
@@ -57,7 +74,7 @@ def create_rule(session: Session, actor: Actor, vm_id: str, spec: RuleCreate) ->
     position = len(rules) if spec.position is None else min(spec.position, len(rules))
     rules.insert(position, rule)
     session.add(rule)
-    _renumber(rules)
+    _renumber(session, rules)
     mark_changed(vm)
     session.flush()
     audit.record(session, actor, "create_firewall_rule", RESOURCE, rule.id,
@@ -67,7 +84,7 @@ def create_rule(session: Session, actor: Actor, vm_id: str, spec: RuleCreate) ->
 
 
 def update_rule(session: Session, actor: Actor, rule_id: str, update: RuleUpdate) -> FirewallRule:
-    rule, vm = get_rule(session, actor, rule_id)
+    rule, vm = get_rule(session, actor, rule_id, for_update=True)
     get_live_vm(session, actor, vm.id)
     requested = update.model_dump(exclude_unset=True)
     check_merged(rule, requested)
@@ -83,7 +100,7 @@ def update_rule(session: Session, actor: Actor, rule_id: str, update: RuleUpdate
         new_position = min(new_position, len(rules))
         changes["position"] = {"old": rule.position, "new": new_position}
         rules.insert(new_position, rule)
-        _renumber(rules)
+        _renumber(session, rules)
     rule.updated_at = utcnow()
     rule.sync_status = "pending"
     mark_changed(vm)
@@ -108,12 +125,12 @@ def check_merged(rule: FirewallRule, requested: dict[str, object]) -> None:
 
 def delete_rule(session: Session, actor: Actor, rule_id: str) -> str:
     """Removes the rule; returns its VM's id."""
-    rule, vm = get_rule(session, actor, rule_id)
+    rule, vm = get_rule(session, actor, rule_id, for_update=True)
     get_live_vm(session, actor, vm.id)
     snapshot = {key: getattr(rule, key) for key in SPEC_FIELDS}
     session.delete(rule)
     session.flush()
-    _renumber(_rules_of(session, vm.id))
+    _renumber(session, _rules_of(session, vm.id))
     mark_changed(vm)
     audit.record(session, actor, "delete_firewall_rule", RESOURCE, rule.id,
                  {"vm_id": vm.id, "vm_name": vm.name, "rule": snapshot}, owner_id=vm.owner_id)

@@ -31,8 +31,13 @@ class Scheduler:
         self._scheduler.add_job(guarded, "interval", seconds=seconds, id=name, name=name)
 
     def run_soon(self, job: Callable[[], object], name: str) -> None:
-        """Run once, as soon as the scheduler starts."""
-        self._scheduler.add_job(job, id=name, name=name)
+        """Run once, as soon as the scheduler starts (or now, if it runs); a second call while one is
+        pending is dropped."""
+        self._scheduler.add_job(job, id=name, name=name, replace_existing=True)
+
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running)
 
     def start(self) -> None:
         self._scheduler.start()

@@ -2,24 +2,33 @@
 
 `pvem serve` runs this next to the API, `pvem controller` alone. Without `proxmox.host` there is
 nothing to reconcile: the service still samples this host's stats and says so in the log.
+
+Several controllers may share one database: they elect a leader through the lease row
+(controller.lease). Only the leader reconciles, runs full passes, samples stats and runs schedules;
+standbys wait and take over within `controller.lease_seconds` of the leader's death. Periodic jobs
+that only the leader may run are registered with `leader_job()`; jobs every replica runs with
+`self.scheduler.every()`. On PostgreSQL the API's nudges arrive by LISTEN/NOTIFY (controller.store.notify);
+the database poll stays as the safety net.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from controller import cluster, schedules, stats, users
 from controller.agent import AgentRefresher
 from controller.config import Settings
 from controller.importer import Importer
+from controller.lease import Lease, LeaseKeeper
 from controller.log import get_logger
 from controller.proxmox.client import ProxmoxClient
 from controller.proxmox.errors import ProxmoxError
 from controller.reconcile.loop import LoopSettings, Reconciler
 from controller.reconcile.model import Policy
 from controller.scheduler import Scheduler
-from controller.store import Store
+from controller.store import Store, notify
 
 log = get_logger("pvem.controller")
 # How often due scheduled snapshots are looked for (schedules are at least a minute apart).
@@ -37,6 +46,10 @@ class ControllerService:
         self.reconciler: Reconciler | None = None
         self.agent: AgentRefresher | None = None
         self.importer: Importer | None = None
+        ctl = settings.controller
+        self.lease = Lease(store, lease_seconds=ctl.lease_seconds, renew_seconds=ctl.lease_renew_seconds)
+        self.lease_keeper = LeaseKeeper(self.lease, self._leadership_changed)
+        self.listener: notify.Listener | None = None
         if settings.proxmox.host:
             self.client = ProxmoxClient(settings.proxmox)
             self.reconciler = self._build_reconciler(self.client)
@@ -60,7 +73,8 @@ class ControllerService:
                             error_retry_seconds=ctl.error_retry_seconds, resync_seconds=ctl.resync_interval_seconds,
                             pass_interval=ctl.reconcile_interval_seconds)
         return Reconciler(self.store, client, policy, loop, pve.storage, pve.bridge, (pve.vmid_min, pve.vmid_max),
-                          clone_timeout=ctl.clone_timeout_seconds)
+                          clone_timeout=ctl.clone_timeout_seconds, is_leader=self.lease.is_leader,
+                          fence=self.lease.fence)
 
     # ------------------------------------------------------------ start-up
 
@@ -128,36 +142,69 @@ class ControllerService:
         if self.reconciler is not None:
             self.reconciler.nudge(vm_id)
 
+    def leader_job(self, seconds: float, job: Callable[[], object], name: str) -> None:
+        """A periodic job only the lease holder runs (standbys skip each run)."""
+
+        def if_leader() -> None:
+            if self.lease.is_leader():
+                job()
+
+        self.scheduler.every(seconds, if_leader, name)
+
+    def is_leader(self) -> bool:
+        return self.lease.is_leader()
+
+    def _leadership_changed(self, leading: bool) -> None:
+        log.info("controller_role", role="leader" if leading else "standby", holder=self.lease.holder,
+                 epoch=self.lease.epoch)
+        if leading and self.reconciler is not None and self.scheduler.running:
+            # Pick up at once what the previous leader left (mid-operation VMs, pending specs, drift).
+            self.scheduler.run_soon(self.reconciler.poll_database, "takeover_poll")
+            self.scheduler.run_soon(self.reconciler.full_pass, "takeover_pass")
+
     def start(self) -> None:
-        self.scheduler.every(self.settings.stats.interval_seconds, self.sample_stats, "stats")
+        self.lease_keeper.start()
+        self.leader_job(self.settings.stats.interval_seconds, self.sample_stats, "stats")
         if self.reconciler is None:
             log.warning("controller_idle", reason="proxmox.host is not set: nothing to reconcile")
         else:
             ctl = self.settings.controller
             self.reconciler.start()
-            self.scheduler.every(ctl.reconcile_interval_seconds, self.reconciler.full_pass, "full_pass")
-            self.scheduler.every(ctl.poll_interval_seconds, self.reconciler.poll_database, "poll_database")
-            self.scheduler.every(SCHEDULE_CHECK_SECONDS, self.snapshot_schedules, "snapshot_schedules")
-            self.scheduler.run_soon(self.sample_stats, "first_stats")
-            self.scheduler.run_soon(self.reconciler.full_pass, "first_pass")
+            self.leader_job(ctl.reconcile_interval_seconds, self.reconciler.full_pass, "full_pass")
+            self.leader_job(ctl.poll_interval_seconds, self.reconciler.poll_database, "poll_database")
+            self.leader_job(SCHEDULE_CHECK_SECONDS, self.snapshot_schedules, "snapshot_schedules")
             if self.agent is not None:
-                self.scheduler.every(ctl.agent_refresh_seconds, self.agent.run_once, "guest_agent")
+                self.leader_job(ctl.agent_refresh_seconds, self.agent.run_once, "guest_agent")
+            if self.lease.is_leader():
+                self.scheduler.run_soon(self.sample_stats, "first_stats")
+                self.scheduler.run_soon(self.reconciler.full_pass, "first_pass")
+            if notify.supported(self.store):
+                self.listener = notify.Listener(self.store, self.reconciler.nudge)
+                self.listener.start()
         self.scheduler.start()
 
     def stop(self) -> None:
+        if self.listener is not None:
+            self.listener.stop()
         if self.reconciler is not None:
             self.reconciler.stopping.set()  # ends a paced guest-agent round at once
         self.scheduler.shutdown(wait=True)
         if self.reconciler is not None:
             self.reconciler.stop(self.settings.controller.stop_grace_seconds)
+        self.lease_keeper.stop()  # releases the lease: a standby takes over at once
         if self.client is not None:
             self.client.close()
 
     # ------------------------------------------------------------ readiness
 
+    def role_check(self) -> tuple[bool, dict[str, Any]]:
+        """Readiness: this controller's role in the election (a standby is ready: it is waiting by design)."""
+        lease = self.lease
+        return True, {"role": lease.role(), "holder": lease.holder, "epoch": lease.epoch}
+
     def readiness_checks(self) -> dict[str, Any]:
         if self.client is None or self.reconciler is None:
-            return {}
+            return {"controller": self.role_check}
         client, reconciler = self.client, self.reconciler
         max_age = 3 * self.settings.controller.reconcile_interval_seconds + 5
 
@@ -168,6 +215,8 @@ class ControllerService:
                 return False, {"error": exc.message}
 
         def last_pass() -> tuple[bool, dict[str, Any]]:
+            if not self.lease.is_leader():
+                return True, {"role": "standby"}  # the leader runs the passes
             if reconciler.last_pass_ok is None:
                 return False, {"error": reconciler.last_pass_error or "no successful pass yet"}
             age = round(time.time() - reconciler.last_pass_ok, 1)
@@ -176,4 +225,4 @@ class ControllerService:
                 info["error"] = reconciler.last_pass_error
             return age <= max_age, info
 
-        return {"proxmox": proxmox, "reconcile": last_pass}
+        return {"controller": self.role_check, "proxmox": proxmox, "reconcile": last_pass}

@@ -1,4 +1,6 @@
-"""Snapshot desired state: create, delete requests and rollback requests, scoped to a visible VM."""
+"""Snapshot desired state: create, delete requests and rollback requests, scoped to a visible VM.
+
+Every write locks the VM's row first (see controller.vms), so rollback counters are never lost."""
 
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ def list_snapshots(session: Session, actor: Actor, vm_id: str) -> list[VmSnapsho
 
 
 def _get(session: Session, vm_id: str, snapshot_id: str) -> VmSnapshot:
-    snapshot = session.get(VmSnapshot, snapshot_id)
+    # Callers hold the VM's row lock: re-read the snapshot so its counters are the latest committed ones.
+    snapshot = session.get(VmSnapshot, snapshot_id, populate_existing=True)
     if snapshot is None or snapshot.vm_id != vm_id:
         raise NotFound("snapshot not found")
     return snapshot
@@ -56,7 +59,7 @@ def create_snapshot(session: Session, actor: Actor, vm_id: str, spec: SnapshotCr
 
 
 def request_deletion(session: Session, actor: Actor, vm_id: str, snapshot_id: str) -> VmSnapshot:
-    vm = get_vm(session, actor, vm_id)
+    vm = get_vm(session, actor, vm_id, for_update=True)
     snapshot = _get(session, vm.id, snapshot_id)
     if snapshot.deletion_requested:
         return snapshot

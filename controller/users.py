@@ -220,7 +220,7 @@ def bootstrap_admin(store: Store, passwords: Passwords, email: str, password: st
             with store.write() as session:
                 return _admin_ready(session, lambda current: current == stored and matches, lambda: new_hash,
                                     email, username)
-        except IntegrityError:  # another process created it at the same moment: read it again
+        except (IntegrityError, Conflict):  # another process created it at the same moment: read it again
             continue
     with store.read() as session:
         user = find_by_email(session, email)

@@ -2,13 +2,18 @@
 
 Only spec columns are written here. Each spec change bumps `generation` and sets `sync_status` to
 `pending` in the same transaction; the reconciler writes the status half.
+
+Concurrency (several API replicas on PostgreSQL): every spec write first locks the VM's row
+(`SELECT ... FOR UPDATE`, through `get_live_vm` or `get_vm(for_update=True)`), so generation bumps and
+the restart and rollback counters are never lost; vmid allocation is serialised by a database lock
+(`lock_vmid_allocation`). SQLite serialises writers anyway (BEGIN IMMEDIATE).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,6 +35,8 @@ ACTIONS: dict[str, tuple[tuple[str, ...] | None, str | None]] = {
     "restart": (("running",), None),
 }
 VMID_ATTEMPTS = 8
+# pg_advisory_xact_lock key serialising vmid allocation (any constant unique to pvem: "pvem" in ASCII).
+VMID_LOCK_KEY = 0x7076656D
 
 
 def visible(query: Any, actor: Actor) -> Any:
@@ -52,20 +59,31 @@ def matches_labels(vm: VirtualMachine, selector: dict[str, str] | None) -> bool:
     return all(vm_labels.get(key) == value for key, value in (selector or {}).items())
 
 
-def get_vm(session: Session, actor: Actor, vm_id: str) -> VirtualMachine:
-    """The VM if the actor may see it; another user's VM is indistinguishable from a missing one."""
-    vm = session.get(VirtualMachine, vm_id)
+def get_vm(session: Session, actor: Actor, vm_id: str, for_update: bool = False) -> VirtualMachine:
+    """The VM if the actor may see it; another user's VM is indistinguishable from a missing one.
+
+    `for_update`: lock the row until the transaction ends and read its latest committed version."""
+    if for_update:
+        vm = session.get(VirtualMachine, vm_id, with_for_update=True, populate_existing=True)
+    else:
+        vm = session.get(VirtualMachine, vm_id)
     if vm is None or not (actor.is_admin or vm.owner_id == actor.user_id):
         raise NotFound("virtual machine not found")
     return vm
 
 
 def get_live_vm(session: Session, actor: Actor, vm_id: str) -> VirtualMachine:
-    """As get_vm, but refuses a VM that is being deleted (nothing may change it any more)."""
-    vm = get_vm(session, actor, vm_id)
+    """As get_vm (row locked: callers write), but refuses a VM that is being deleted."""
+    vm = get_vm(session, actor, vm_id, for_update=True)
     if vm.deletion_requested:
         raise Conflict("virtual machine is being deleted")
     return vm
+
+
+def lock_owner_vms(session: Session, owner_id: str) -> None:
+    """Lock every VM row of one owner until the transaction ends (a manifest apply writes many at once)."""
+    session.execute(select(VirtualMachine.id).where(VirtualMachine.owner_id == owner_id)
+                    .order_by(VirtualMachine.id).with_for_update())
 
 
 def mark_changed(vm: VirtualMachine) -> None:
@@ -89,6 +107,13 @@ def _check_name_free(session: Session, owner_id: str, name: str, exclude_id: str
         query = query.where(VirtualMachine.id != exclude_id)
     if session.scalar(query):
         raise Conflict(f"a virtual machine named {name!r} already exists")
+
+
+def lock_vmid_allocation(session: Session) -> None:
+    """Serialise vmid allocation until the transaction ends: a PostgreSQL advisory transaction lock.
+    (SQLite needs none: its write transactions already run one at a time.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": VMID_LOCK_KEY})
 
 
 def next_vmid(session: Session, vmid_min: int, vmid_max: int) -> int:
@@ -157,6 +182,9 @@ def insert_vm(session: Session, owner_id: str, spec: VmCreate, vmid_range: tuple
     if template_disk_gb is not None:
         vm.disk_gb = template_disk_gb
     # SQLite serialises writers (BEGIN IMMEDIATE); on PostgreSQL the unique index arbitrates and we retry.
+    # Allocation is serialised (lock_vmid_allocation; SQLite: BEGIN IMMEDIATE), so max+1 is free unless a
+    # vmid was taken outside the lock; the unique index still arbitrates and we retry then.
+    lock_vmid_allocation(session)
     for _attempt in range(VMID_ATTEMPTS):
         vm.vmid = next_vmid(session, *vmid_range)
         try:
@@ -249,7 +277,7 @@ def request_deletion(session: Session, actor: Actor, vm_id: str) -> VirtualMachi
     tombstone = session.get(DeletedVm, vm_id)
     if tombstone is not None and (actor.is_admin or tombstone.owner_id == actor.user_id):
         return None
-    vm = get_vm(session, actor, vm_id)
+    vm = get_vm(session, actor, vm_id, for_update=True)
     if vm.deletion_requested:
         return vm
     mark_for_deletion(vm)

@@ -143,8 +143,9 @@ def sync_states(database_url: str) -> dict[str, tuple[str, int, bool]]:
 
 
 def test_killing_the_controller_repeatedly_never_duplicates_or_orphans_a_vm(
-        tmp_path: Path, fake_proxmox: dict[str, Any], processes: list[subprocess.Popen[bytes]]) -> None:
-    database_url = f"sqlite:///{tmp_path}/pvem.db"
+        tmp_path: Path, fresh_database_url: str, fake_proxmox: dict[str, Any],
+        processes: list[subprocess.Popen[bytes]]) -> None:
+    database_url = fresh_database_url
     wanted = desired_fleet(database_url)
     env = controller_env(database_url, fake_proxmox)
     rng = random.Random(SEED)

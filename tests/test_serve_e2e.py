@@ -57,17 +57,17 @@ def wait_healthy(base: str, proc: subprocess.Popen[str], timeout: float = 30) ->
     raise AssertionError("pvem did not become healthy")
 
 
-def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+def base_env(database_url: str, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PVEM_")}
-    env.update({"PVEM_DATABASE__URL": f"sqlite:///{tmp_path}/pvem.db", "PVEM_LOGGING__FORMAT": "json",
+    env.update({"PVEM_DATABASE__URL": database_url, "PVEM_LOGGING__FORMAT": "json",
                 "PVEM_AUTH__ARGON2_TIME_COST": "1", "PVEM_AUTH__ARGON2_MEMORY_KIB": "64", **extra})
     return env
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def served(tmp_path: Path, fresh_database_url: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     port = free_port()
-    env = base_env(tmp_path, PVEM_AUTH__JWT_SECRET=SECRET, PVEM_AUTH__ADMIN_EMAIL="ops@example.com",
+    env = base_env(fresh_database_url, PVEM_AUTH__JWT_SECRET=SECRET, PVEM_AUTH__ADMIN_EMAIL="ops@example.com",
                    PVEM_AUTH__ADMIN_PASSWORD="ops-password", PVEM_PROXMOX__DEFAULT_NODE="pve1")
     proc = subprocess.Popen([PVEM, "serve", "--port", str(port)], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -120,8 +120,8 @@ def test_oversized_body_is_refused_in_the_error_shape(served):
 
 
 @pytest.mark.parametrize("secret", [None, "too-short"])
-def test_refuses_to_start_without_a_strong_jwt_secret(tmp_path, secret):
-    env = base_env(tmp_path)
+def test_refuses_to_start_without_a_strong_jwt_secret(tmp_path, fresh_database_url, secret):
+    env = base_env(fresh_database_url)
     if secret:
         env["PVEM_AUTH__JWT_SECRET"] = secret
     proc = subprocess.run([PVEM, "serve", "--port", str(free_port())], cwd=tmp_path, env=env,
@@ -155,10 +155,10 @@ def _hammer(base: str, stop: threading.Event) -> None:
             time.sleep(0.01)
 
 
-def test_sigterm_while_requests_are_being_served_still_stops_it(tmp_path):
+def test_sigterm_while_requests_are_being_served_still_stops_it(tmp_path, fresh_database_url):
     """A SIGTERM landing while waitress handles a connection used to be swallowed as a channel error,
     leaving the server running; it must stop it (three tries: the race needs requests in flight)."""
-    env = base_env(tmp_path, PVEM_AUTH__JWT_SECRET=SECRET)
+    env = base_env(fresh_database_url, PVEM_AUTH__JWT_SECRET=SECRET)
     for attempt in range(3):
         port = free_port()
         proc = subprocess.Popen([PVEM, "serve", "--port", str(port)], cwd=tmp_path, env=env,

@@ -246,7 +246,7 @@ def describe(args: argparse.Namespace, console: Console) -> int:
     vm_id = vm["id"]
     snapshots = _sequence(client.get(f"vms/{vm_id}/snapshots"), "snapshots")
     rules = _sequence(client.get(f"vms/{vm_id}/firewall"), "firewall")
-    audit = _sequence(client.get("audit-logs", {"resource_id": vm_id, "limit": 10}), "audit-logs")
+    audit = _sequence(client.get("audit-logs", {"resource_id": vm_id, "limit": 20}), "audit-logs")
     console.out(render.describe(vm, snapshots, rules, audit))
     return OK
 

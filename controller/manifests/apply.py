@@ -83,6 +83,8 @@ def apply_manifests(session: Session, actor: Actor, manifests: list[VmManifest],
                     options: ApplyOptions) -> ApplyResult:
     if actor.user_id is None:
         raise Invalid("manifests are applied on behalf of a user")
+    if not options.dry_run:
+        vms.lock_owner_vms(session, actor.user_id)  # the plan reads what it writes, with no writer in between
     warnings: list[str] = []
     objects = plan(session, actor.user_id, manifests, options.apply_set, options.prune, options.default_node,
                    adopt=options.adopt, warnings=warnings, reboot_policy_default=options.reboot_policy_default)

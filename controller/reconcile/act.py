@@ -1,7 +1,9 @@
 """Acting on one VM: observe, plan, execute, observe again, until the plan is empty; then record.
 
 Every Proxmox write that returns a task UPID stores it on the VM's row before waiting, so a restarted
-controller resumes waiting instead of writing again. Every write is audited (actor `controller`).
+controller resumes waiting instead of writing again. Every write is audited (actor `controller`) twice:
+its intent (`outcome: "started"`) committed before the request is sent, so a crash can never leave a
+change in Proxmox that the audit does not show, then its outcome (`ok` or `error`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from controller.log import get_logger
 from controller.proxmox.client import ProxmoxClient
@@ -27,6 +30,7 @@ from controller.reconcile.model import Action, DesiredVm, ObservedVm, Policy
 from controller.reconcile.observe import ClusterView, observe_vm, power_status, summary
 from controller.store import Store
 from controller.store.models import VirtualMachine, VmSnapshot
+from controller.vms import lock_vmid_allocation
 
 log = get_logger("pvem.reconciler")
 
@@ -70,14 +74,15 @@ class Context:
 class VmReconciler(GuestActions):
     def __init__(self, client: ProxmoxClient, store: Store, view: ClusterView, policy: Policy,
                  storage: str, bridge: str, vmid_range: tuple[int, int], stopping: threading.Event,
-                 task_timeout: float = 900, clone_timeout: float = 3600) -> None:
+                 task_timeout: float = 900, clone_timeout: float = 3600,
+                 fence: Callable[[Session], None] | None = None) -> None:
         self.client, self.store, self.view = client, store, view
         self.policy = replace(policy, storage=storage, bridge=bridge)
         self.storage, self.bridge, self.vmid_range = storage, bridge, vmid_range
         self.stopping = stopping
         self.task_timeout = task_timeout
         self.clone_timeout = clone_timeout
-        self.status = state.StatusWriter(store)
+        self.status = state.StatusWriter(store, fence)
         # Automatic reboots in flight, fleet-wide; VMs waiting for a slot are nudged when one frees.
         self.reboot_slots = threading.BoundedSemaphore(max(1, policy.max_concurrent_reboots))
         self.reboot_waiting: set[str] = set()
@@ -183,6 +188,8 @@ class VmReconciler(GuestActions):
         record: dict[str, Any] = {"vm_name": vm.name, "vmid": vm.vmid, "node": ctx.node, **details}
         log.info(f"reconcile_{operation}", vm_name=vm.name, vmid=vm.vmid, node=ctx.node,
                  **{key: value for key, value in details.items() if key != "changes"})
+        # The intent, in its own committed (and fenced) transaction before anything reaches Proxmox.
+        self.status.audit(f"pve_{operation}", vm.id, ctx.owner_id, {**record, "outcome": "started"})
         try:
             upid = call()
             record["upid"] = upid
@@ -256,7 +263,10 @@ class VmReconciler(GuestActions):
         vm = ctx.desired
         low, high = self.vmid_range
         taken = self.view.taken_vmids()
-        with self.store.write() as session:
+        with self.status.write() as session:
+            # Lock order as the API's: the VM's row, then the allocation lock.
+            session.execute(select(VirtualMachine.id).where(VirtualMachine.id == vm.id).with_for_update())
+            lock_vmid_allocation(session)
             used = set(session.scalars(select(VirtualMachine.vmid)))
             candidate = next((n for n in range(vm.vmid + 1, high + 1) if n not in taken and n not in used), None)
             if candidate is None:

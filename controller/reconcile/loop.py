@@ -4,6 +4,10 @@ Triggers: `nudge(vm_id)` right after an API write (same process), a one-second d
 generations that moved (a separate `pvem controller` process), and the periodic full pass, which
 lists the cluster once, spots drift in the listing, and spreads deep resyncs over the resync period.
 One VM is never worked on by two workers at once; a nudge during work re-runs it afterwards.
+
+Several controllers: only the lease holder works (`is_leader`); a standby's queue fills but nothing is
+taken from it. Every status write is fenced (`fence`), so work a former leader still has in flight
+stops at its next write (`Fenced`) instead of overwriting the new leader's.
 """
 
 from __future__ import annotations
@@ -13,11 +17,15 @@ import random
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from sqlalchemy.orm import Session
+
 from controller import templates
+from controller.lease import Fenced
 from controller.log import get_logger
 from controller.proxmox.client import ProxmoxClient
 from controller.proxmox.errors import ProxmoxError
@@ -51,12 +59,14 @@ class _Tracking:
 
 class Reconciler:
     def __init__(self, store: Store, client: ProxmoxClient, policy: Policy, loop: LoopSettings,
-                 storage: str, bridge: str, vmid_range: tuple[int, int], clone_timeout: float = 3600) -> None:
+                 storage: str, bridge: str, vmid_range: tuple[int, int], clone_timeout: float = 3600,
+                 is_leader: Callable[[], bool] | None = None, fence: Callable[[Session], None] | None = None) -> None:
         self.store, self.client, self.policy, self.settings = store, client, policy, loop
         self.stopping = threading.Event()
+        self.is_leader = is_leader or (lambda: True)
         self.view = ClusterView(client)
         self.worker = VmReconciler(client, store, self.view, policy, storage, bridge, vmid_range, self.stopping,
-                                   clone_timeout=clone_timeout)
+                                   clone_timeout=clone_timeout, fence=fence)
         self.worker.on_reboot_slot_free = self._reboot_slot_free
         self._cond = threading.Condition()
         self._queued: set[str] = set()
@@ -154,6 +164,8 @@ class Reconciler:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _next_ready(self) -> str | None:
+        if not self.is_leader():
+            return None
         now = time.monotonic()
         for vm_id in self._queued:
             if self._track.not_before.get(vm_id, 0.0) <= now:
@@ -197,7 +209,15 @@ class Reconciler:
             # The spec generation this attempt starts from: an error is about this one (or a later one).
             generation = state.spec_generation(session, vm_id)
         try:
+            self._attempt(vm_id, generation)
+        except Fenced:
+            log.warning("reconcile_fenced", vm_id=vm_id)  # no longer the leader: the new one takes it from here
+
+    def _attempt(self, vm_id: str, generation: int | None) -> None:
+        try:
             outcome = self.worker.run(vm_id)
+        except Fenced:
+            raise
         except Permanent as exc:
             self._record_error(vm_id, str(exc), generation)
             return
@@ -225,7 +245,7 @@ class Reconciler:
         self._track.not_before[vm_id] = time.monotonic() + delay
         if message:
             log.info("reconcile_retry", vm_id=vm_id, error=message, retry_in=round(delay, 2))
-        with self.store.write() as session:
+        with self.worker.status.write() as session:
             row = session.get(VirtualMachine, vm_id)
             if row is not None:
                 row.error_generation = None  # retried with backoff, no longer parked on a permanent error
@@ -238,7 +258,7 @@ class Reconciler:
 
     def _record_error(self, vm_id: str, message: str, generation: int | None) -> None:
         log.warning("reconcile_error", vm_id=vm_id, error=message)
-        with self.store.write() as session:
+        with self.worker.status.write() as session:
             row = session.get(VirtualMachine, vm_id)
             if row is None:
                 return

@@ -2,11 +2,16 @@
 
 Status writes are targeted UPDATEs of status columns only, so they never overwrite a spec change the
 API made meanwhile; "synced" is compare-and-set on the generation the pass worked from.
+
+Fencing: each of the writer's transactions first runs `fence(session)` (the controller lease's check
+that this process still leads at its epoch, see controller.lease), so a former leader writes nothing.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -92,22 +97,31 @@ def ids_changed_since_error(session: Session) -> list[str]:
 class StatusWriter:
     """Short transactions that record what the reconciler saw and did, and audit it."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, fence: Callable[[Session], None] | None = None) -> None:
         self.store = store
+        self.fence = fence
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A fenced write transaction: refused (controller.lease.Fenced) unless this process leads."""
+        with self.store.write() as session:
+            if self.fence is not None:
+                self.fence(session)
+            yield session
 
     def set_vm(self, vm_id: str, **values: Any) -> None:
-        with self.store.write() as session:
+        with self.write() as session:
             session.execute(update(VirtualMachine).where(VirtualMachine.id == vm_id).values(**values))
 
     def set_snapshot(self, snapshot_id: str, **values: Any) -> None:
-        with self.store.write() as session:
+        with self.write() as session:
             session.execute(update(VmSnapshot).where(VmSnapshot.id == snapshot_id).values(**values))
 
     def synced(self, vm: DesiredVm, observed: dict[str, Any], status: str | None, node: str | None,
                reboot_required: bool) -> bool:
         """Record convergence if the spec is still the generation this pass worked from."""
         now = utcnow()
-        with self.store.write() as session:
+        with self.write() as session:
             result = session.execute(
                 update(VirtualMachine)
                 .where(VirtualMachine.id == vm.id, VirtualMachine.generation == vm.generation)
@@ -141,7 +155,7 @@ class StatusWriter:
 
     def forget_vm(self, vm: DesiredVm, owner_id: str, name: str) -> None:
         """The Proxmox VM is gone: drop the row (snapshots and rules cascade) and leave a tombstone."""
-        with self.store.write() as session:
+        with self.write() as session:
             session.execute(delete(FirewallRule).where(FirewallRule.vm_id == vm.id))
             session.execute(delete(VmSnapshot).where(VmSnapshot.vm_id == vm.id))
             session.execute(delete(VirtualMachine).where(VirtualMachine.id == vm.id))
@@ -150,11 +164,11 @@ class StatusWriter:
                          {"vm_name": name, "vmid": vm.vmid}, owner_id=owner_id)
 
     def forget_snapshot(self, snapshot_id: str) -> None:
-        with self.store.write() as session:
+        with self.write() as session:
             session.execute(delete(VmSnapshot).where(VmSnapshot.id == snapshot_id))
 
     def audit(self, action: str, vm_id: str, owner_id: str, details: dict[str, Any],
               resource_type: str = "virtual_machine", resource_id: str | None = None) -> None:
-        with self.store.write() as session:
+        with self.write() as session:
             audit.record(session, CONTROLLER, action, resource_type, resource_id or vm_id, details,
                          owner_id=owner_id)

@@ -3,12 +3,18 @@
 SQLite (the default) runs in WAL mode with a busy timeout. Its deferred transactions can fail with
 "database is locked" when two readers both try to upgrade to writers, so sessions that write begin
 with `BEGIN IMMEDIATE` (`Store.write()`), which waits on the busy timeout instead. Everything else is
-portable SQL; on PostgreSQL the unique constraints do the arbitration.
+portable SQL; on PostgreSQL row locks (`SELECT ... FOR UPDATE`) and the unique constraints do the
+arbitration. A unique or foreign-key violation that reaches the end of `write()` becomes a domain
+`Conflict` (HTTP 409), never a 500.
+
+Migrations run under a database-wide lock (a PostgreSQL advisory lock; on SQLite an exclusive lock
+file next to the database), so any number of processes may start, or run `pvem db upgrade`, at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,12 +23,35 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+
+from controller.errors import Conflict
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# pg_advisory_lock key held while Alembic runs ("pvmg" in ASCII; any constant unique to pvem).
+MIGRATION_LOCK_KEY = 0x70766D67
+# What a unique constraint's violation means to a client (the rest get a generic message).
+CONSTRAINT_MESSAGES = {
+    "uq_vm_owner_name": "a virtual machine with this name already exists",
+    "uq_snapshot_vm_name": "a snapshot with this name already exists on this virtual machine",
+    "uq_firewall_rules_vm_position": "another change to this virtual machine's firewall rules won; try again",
+    "username": "this username is already taken",
+    "email": "this email is already registered",
+    "vmid": "could not reserve a vmid; try again",
+}
+
+
+def conflict_from(exc: IntegrityError) -> Conflict:
+    """A domain Conflict for a constraint violation, worded by the constraint (or column) it names."""
+    text_ = str(exc.orig)
+    for key, message in CONSTRAINT_MESSAGES.items():
+        if key in text_:
+            return Conflict(message)
+    return Conflict("the change conflicts with the current state (a concurrent write won); try again")
 
 
 def make_engine(url: str, echo: bool = False) -> Engine:
@@ -85,11 +114,20 @@ class Store:
         with self._reader() as session:
             yield session
 
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A transaction: committed when the block ends, rolled back on any exception."""
-        with self._writer() as session, session.begin():
-            yield session
+        """A transaction: committed when the block ends, rolled back on any exception.
+
+        A constraint violation (at a flush in the block, or at commit) leaves as a domain `Conflict`."""
+        try:
+            with self._writer() as session, session.begin():
+                yield session
+        except IntegrityError as exc:
+            raise conflict_from(exc) from exc
 
     def upgrade(self) -> None:
         """Bring the schema to the newest Alembic revision."""
@@ -108,7 +146,33 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade_database(engine: Engine, revision: str = "head") -> None:
-    command.upgrade(alembic_config(engine), revision)
+    with migration_lock(engine):
+        command.upgrade(alembic_config(engine), revision)
+
+
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """Only one process migrates at a time; the others wait, then find the schema current (a no-op)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                conn.commit()
+        return
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -254,7 +254,8 @@ class VmSnapshot(Base):
 
 class FirewallRule(Base):
     __tablename__ = "firewall_rules"
-    __table_args__ = (Index("ix_firewall_rules_vm_position", "vm_id", "position"),)
+    # Unique: moves renumber in two steps (controller.firewall.renumber) so no flush ever holds a duplicate.
+    __table_args__ = (UniqueConstraint("vm_id", "position", name="uq_firewall_rules_vm_position"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     vm_id: Mapped[str] = mapped_column(ForeignKey("virtual_machines.id", ondelete="CASCADE"))
@@ -343,3 +344,18 @@ class StatsSample(Base):
     rx_bytes: Mapped[int] = mapped_column(BigInteger, default=0)  # raw counters, for the next rate
     tx_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ControllerLease(Base):
+    """Leader election between controller replicas: one row per lease `name`, held by `holder` until
+    `expires_at`. `epoch` grows by one with every change of holder; the leader's status and audit writes
+    check it in their own transaction (fencing), so a former leader that was paused cannot write."""
+
+    __tablename__ = "controller_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(255), default=None)
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    acquired_at: Mapped[datetime | None] = mapped_column(default=None)
+    renewed_at: Mapped[datetime | None] = mapped_column(default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -99,3 +99,42 @@ def test_simultaneous_updates_bump_generation_once_each(api, user_token, vm, app
     assert [result.status_code for result in results] == [200] * 10
     after = assert_envelope(api.call("GET", f"/api/vms/{vm['id']}", user_token))
     assert after["generation"] == vm["generation"] + 10
+
+
+def test_simultaneous_restarts_are_each_counted(api, user_token, vm, app_factory, settings, store):
+    from controller.store.models import VirtualMachine
+
+    assert api.call("POST", f"/api/vms/{vm['id']}/action", user_token, json={"action": "start"}).status_code == 200
+    workers = clients(app_factory, settings, 10)
+    results = run_all([
+        (lambda client=client: client.call("POST", f"/api/vms/{vm['id']}/action", user_token,
+                                           json={"action": "restart"}))
+        for client in workers
+    ])
+    assert [result.status_code for result in results] == [200] * 10
+    with store.read() as session:
+        row = session.get(VirtualMachine, vm["id"])
+        assert row is not None and row.restart_requests == 10
+        assert row.generation == vm["generation"] + 11
+
+
+def test_simultaneous_rule_moves_and_creates_keep_positions_dense_and_unique(api, user_token, vm, app_factory,
+                                                                            settings):
+    base = f"/api/vms/{vm['id']}/firewall"
+    ids = [assert_envelope(api.call("POST", base, user_token, json={
+        "direction": "inbound", "action": "accept", "protocol": "tcp", "port": 2000 + n}), 201)["id"] for n in range(5)]
+    workers = clients(app_factory, settings, 12)
+    calls = []
+    for index, client in enumerate(workers):
+        if index % 2:
+            calls.append(lambda client=client, index=index: client.call(
+                "PUT", f"/api/firewall/{ids[index % 5]}", user_token, json={"position": (index * 3) % 7}))
+        else:
+            calls.append(lambda client=client, index=index: client.call(
+                "POST", base, user_token, json={"direction": "inbound", "action": "drop", "protocol": "tcp",
+                                                "port": 3000 + index, "position": index % 4}))
+    results = run_all(calls)
+    assert sorted({result.status_code for result in results}) == [200, 201], [r.text for r in results]
+    listed = assert_envelope(api.call("GET", base, user_token))
+    assert [rule["position"] for rule in listed] == list(range(5 + 6))
+    assert len({rule["id"] for rule in listed}) == 11

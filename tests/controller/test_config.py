@@ -20,11 +20,11 @@ def test_committed_config_yaml_loads_and_holds_no_secrets():
 
 def test_environment_overrides_the_file(tmp_path, monkeypatch):
     config = tmp_path / "c.yaml"
-    config.write_text("database:\n  url: sqlite:///from-file.db\nproxmox:\n  storage: ceph\n")
-    monkeypatch.setenv("PVEM_DATABASE__URL", "sqlite:///from-env.db")
+    config.write_text("database:\n  url: postgresql+psycopg://db.example/from-file\nproxmox:\n  storage: ceph\n")
+    monkeypatch.setenv("PVEM_DATABASE__URL", "postgresql+psycopg://db.example/from-env")
     monkeypatch.setenv("PVEM_PROXMOX__VERIFY_SSL", "false")
     settings = load_settings(config)
-    assert settings.database.url == "sqlite:///from-env.db"
+    assert settings.database.url == "postgresql+psycopg://db.example/from-env"
     assert settings.proxmox.storage == "ceph"
     assert settings.proxmox.verify_ssl is False
 

@@ -9,8 +9,8 @@ from controller.store import Store
 from controller.store.models import Base
 
 
-def test_migrations_match_the_models(tmp_path):
-    store = Store(f"sqlite:///{tmp_path}/fresh.db")
+def test_migrations_match_the_models(fresh_database_url):
+    store = Store(fresh_database_url)
     try:
         store.upgrade()
         with store.engine.connect() as connection:
