@@ -31,6 +31,7 @@ class ControllerService:
         self.sampler = stats.HostSampler()
         self.client: ProxmoxClient | None = None
         self.reconciler: Reconciler | None = None
+        self._cluster_listing_used: float | None = None
         if settings.proxmox.host:
             self.client = ProxmoxClient(settings.proxmox)
             self.reconciler = self._build_reconciler(self.client)
@@ -88,11 +89,13 @@ class ControllerService:
                                host["tx_bytes"], retention_minutes=retention)
         if self.client is None or self.reconciler is None:
             return
-        try:
-            figures = stats.cluster_figures(self.client.list_nodes(), list(self.reconciler.view.vms().values()))
-        except ProxmoxError as exc:
-            log.warning("cluster_stats_failed", error=exc.message)
+        # The reconciler's per-pass listing has the nodes and VMs: stats never list the cluster themselves, and
+        # take one cluster sample per new listing (so network rates span the time between two listings).
+        latest = self.reconciler.view.latest()
+        if latest is None or latest[2] == self._cluster_listing_used:
             return
+        vms, nodes, self._cluster_listing_used = latest
+        figures = stats.cluster_figures(nodes, list(vms.values()))
         with self.store.write() as session:
             stats.store_cluster_sample(session, figures, host, retention)
 

@@ -92,6 +92,21 @@ class ProxmoxClient:
             if item.get("type") == "qemu"
         ])
 
+    def list_resources(self) -> tuple[list[ObservedVm], list[dict[str, Any]]]:
+        """QEMU VMs and nodes from one GET /cluster/resources (no type filter): the reconciler's per-pass listing."""
+
+        def split(api: Any) -> tuple[list[ObservedVm], list[dict[str, Any]]]:
+            vms, nodes = [], []
+            for item in api.cluster.resources.get():
+                kind = item.get("type")
+                if kind == "qemu":
+                    vms.append(observed_vm_from_resource(item))
+                elif kind == "node":
+                    nodes.append({key: item.get(key) for key in NODE_KEYS})
+            return vms, nodes
+
+        return self._call(split)
+
     def list_nodes(self) -> list[dict[str, Any]]:
         items = self._call(lambda api: api.cluster.resources.get(type="node"))
         return [{key: item.get(key) for key in NODE_KEYS} for item in items if item.get("type", "node") == "node"]

@@ -7,8 +7,9 @@ controller resumes waiting instead of writing again. Every write is audited (act
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -19,7 +20,7 @@ from controller.proxmox.marks import MARK_TAG, description_with_mark, snapshot_d
 from controller.reconcile import state
 from controller.reconcile.diff import plan
 from controller.reconcile.model import Action, DesiredVm, ObservedVm, Policy
-from controller.reconcile.observe import ClusterView, observe_vm, summary
+from controller.reconcile.observe import ClusterView, created_vm, observe_vm, summary
 from controller.store import Store
 from controller.store.models import VirtualMachine, VmSnapshot
 
@@ -61,7 +62,9 @@ class VmReconciler:
         self.status = state.StatusWriter(store)
 
     def run(self, vm_id: str) -> Outcome:
-        for _round in range(MAX_ROUNDS):
+        known: ObservedVm | None = None  # what Proxmox holds after this attempt's last writes, when that is certain
+        rounds = 0
+        while rounds < MAX_ROUNDS:
             if self.stopping.is_set():
                 return Outcome(False, "controller stopping")
             with self.store.read() as session:
@@ -73,39 +76,74 @@ class VmReconciler:
                                                                 row.sync_status == "synced")
             if upid:
                 self._resume(vm_id, upid)
-            observed = self._observe(desired)
-            actions = plan(desired, observed, self.policy)
-            if not actions:
-                assert observed is not None  # an empty plan means the VM exists and is ours
-                if self.status.synced(desired, summary(observed), observed.status, observed.node,
-                                      reboot_required=bool(observed.pending_keys)):
-                    return Outcome(True)
-                continue  # the spec moved while we worked: plan again from it
-            if not desired.deleting and _round == 0:
-                self.status.set_vm(vm_id, sync_status="syncing")
-            ctx = Context(desired, owner_id, restart_requests, observed.node if observed else desired.node, observed)
-            if was_synced and desired.observed_generation == desired.generation:
-                self._audit_drift(ctx, actions)
-            for action in actions:
-                self._execute(ctx, action)
-                if action.kind in REPLAN_AFTER:
-                    break
+                known = None
+            # After a plain create or a power task, what Proxmox holds is known: no need to read it back.
+            observed = known if known is not None else self._observe(
+                desired, confirm_miss=desired.provisioned or bool(upid))
+            known = None
+            while rounds < MAX_ROUNDS:
+                rounds += 1
+                actions = plan(desired, observed, self.policy)
+                if not actions:
+                    assert observed is not None  # an empty plan means the VM exists and is ours
+                    if self.status.synced(desired, summary(observed), observed.status, observed.node,
+                                          reboot_required=bool(observed.pending_keys)):
+                        return Outcome(True)
+                    break  # the spec moved while we worked: plan again from it
+                if not desired.deleting and rounds == 1:
+                    self.status.set_vm(vm_id, sync_status="syncing")
+                ctx = Context(desired, owner_id, restart_requests, observed.node if observed else desired.node,
+                              observed)
+                if was_synced and desired.observed_generation == desired.generation:
+                    self._audit_drift(ctx, actions)
+                was_synced = False
+                known = self._execute_plan(ctx, actions, observed)
+                if known is None:
+                    break  # read Proxmox again
+                observed = known  # plan on from what the writes left, without reading it back
         return Outcome(False, "not converged yet")
+
+    def _execute_plan(self, ctx: Context, actions: list[Action], observed: ObservedVm | None) -> ObservedVm | None:
+        """Run the actions in order (up to the first that needs a fresh observation); what Proxmox now holds
+        if that is certain without reading it back, else None."""
+        known = observed
+        for action in actions:
+            try:
+                self._execute(ctx, action)
+            except ProxmoxError as exc:
+                if action.kind == "create" and "already exist" in exc.message:
+                    # Taken since the listing we trusted (by someone else, or by our own create before a
+                    # crash): look again with a listing taken now, and plan from that.
+                    self.view.refresh(newer_than=time.monotonic())
+                    return None
+                raise
+            known = _known_after(known, action, ctx.desired)
+            if action.kind in REPLAN_AFTER and (known is None or action.kind != "create"):
+                return None
+        return known
 
     # ---------------------------------------------------------------- helpers
 
-    def _observe(self, desired: DesiredVm) -> ObservedVm | None:
-        """Deep-read the VM where the listing says it is; if it moved meanwhile, look again once."""
+    def _observe(self, desired: DesiredVm, trust_listed_status: bool = False,
+                 confirm_miss: bool = True) -> ObservedVm | None:
+        """Deep-read the VM where the listing says it is; if it moved meanwhile, look again once.
+
+        `trust_listed_status`: take the power state from the listing (a resync of a VM the pass found in sync),
+        unless the spec is about pausing (the listing says running for a paused VM)."""
         for attempt in (1, 2):
-            listed = self.view.locate(desired.vmid)
+            listed = self.view.locate(desired.vmid, confirm_miss=confirm_miss)
             if listed is None:
                 return None
+            trust = trust_listed_status and desired.power_state != "paused"
             try:
-                return observe_vm(self.client, listed, full=not desired.deleting)
+                return observe_vm(self.client, listed, full=not desired.deleting,
+                                  trust_listed_status=trust and attempt == 1,
+                                  firewall_options=bool(desired.rules))
             except ProxmoxError as exc:
                 if attempt == 2 or "does not exist" not in exc.message:
                     raise
                 self.view.invalidate()  # migrated or destroyed since the listing was taken
+                confirm_miss = True
         return None
 
     def _resume(self, vm_id: str, upid: str) -> None:
@@ -319,3 +357,28 @@ class VmReconciler:
     def _do_firewall_enable(self, ctx: Context) -> None:
         self._write(ctx, "firewall_enable", lambda: self.client.set_firewall_options(ctx.node, ctx.desired.vmid,
                                                                                       True))
+
+
+# The power state a successful power task leaves; a start or reboot also applies pending config.
+POWER_RESULT = {"start": "running", "resume": "running", "reboot": "running", "shutdown": "stopped",
+                "stop": "stopped", "suspend": "paused"}
+NO_PROXMOX_EFFECT = {"skip_restart"}
+
+
+def _known_after(known: ObservedVm | None, action: Action, desired: DesiredVm) -> ObservedVm | None:
+    """What Proxmox holds after `action` succeeded, if certain without reading it back; else None.
+
+    A plain create leaves the VM as created (observe.created_vm); a power task leaves a known power state.
+    Anything else (config, disks, snapshots, rules, moves, or a create from a template) is read back."""
+    if action.kind == "create":
+        plain = not any(getattr(desired, name, None) for name in ("template", "clone", "clone_from"))
+        return created_vm(desired) if plain else None
+    if known is None:
+        return None
+    if action.kind in POWER_RESULT:
+        status = POWER_RESULT[action.kind]
+        pending = () if status == "running" and action.kind != "resume" else known.pending_keys
+        return replace(known, status=status, pending_keys=pending, lock=None)
+    if action.kind in NO_PROXMOX_EFFECT:
+        return known
+    return None
