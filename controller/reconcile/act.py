@@ -155,8 +155,10 @@ class VmReconciler:
                 raise
         self.status.set_vm(vm_id, last_upid=None)
 
-    def _write(self, ctx: Context, operation: str, call: Callable[[], str | None], **details: Any) -> None:
-        """One Proxmox write: store the UPID first, wait for the task, audit the outcome either way."""
+    def _write(self, ctx: Context, operation: str, call: Callable[[], str | None],
+               on_success: dict[str, Any] | None = None, **details: Any) -> None:
+        """One Proxmox write: store the UPID first, wait for the task, audit the outcome either way. On success
+        the UPID is cleared, the audit recorded and `on_success` (VM status columns) set in one transaction."""
         vm = ctx.desired
         record: dict[str, Any] = {"vm_name": vm.name, "vmid": vm.vmid, "node": ctx.node, **details}
         try:
@@ -165,14 +167,14 @@ class VmReconciler:
             if upid:
                 self.status.set_vm(vm.id, last_upid=upid)
                 self.client.wait_task(upid, timeout=self.task_timeout, should_stop=self.stopping.is_set)
-                self.status.set_vm(vm.id, last_upid=None)
         except ProxmoxError as exc:
             if not (exc.transient and "stopped waiting" in exc.message):
                 self.status.set_vm(vm.id, last_upid=None)
             self.status.audit(f"pve_{operation}", vm.id, ctx.owner_id, {**record, "outcome": "error",
                                                                        "error": exc.message})
             raise
-        self.status.audit(f"pve_{operation}", vm.id, ctx.owner_id, {**record, "outcome": "ok"})
+        self.status.write_done(vm.id, f"pve_{operation}", ctx.owner_id, {**record, "outcome": "ok"},
+                               {**({"last_upid": None} if upid else {}), **(on_success or {})})
 
     def _audit_drift(self, ctx: Context, actions: list[Action]) -> None:
         drifted = [action for action in actions if action.kind in DRIFT_KINDS]
@@ -211,14 +213,14 @@ class VmReconciler:
             storage=self.storage, bridge=self.bridge, description=description_with_mark(vm.id), tags=MARK_TAG)
         try:
             self._write(ctx, "create", call, cores=vm.cores, memory_mb=vm.memory_mb, disk_gb=vm.disk_gb,
-                        recreate=recreate)
+                        recreate=recreate, on_success={"provisioned": True, "applied_disk_gb": None,
+                                                       "migrated_generation": None})
         except ProxmoxError as exc:
             if "already exist" in exc.message:  # taken since the listing: the next round re-plans
                 self.view.invalidate()
                 raise ProxmoxError(exc.message, transient=True, status=exc.status) from exc
             raise
         self.view.invalidate()
-        self.status.set_vm(vm.id, provisioned=True, applied_disk_gb=None, migrated_generation=None)
 
     def _do_reassign_vmid(self, ctx: Context, taken_by: str | None = None) -> None:
         vm = ctx.desired

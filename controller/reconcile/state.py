@@ -135,6 +135,14 @@ class StatusWriter:
         with self.store.write() as session:
             session.execute(update(VirtualMachine).where(VirtualMachine.id == vm_id).values(**values))
 
+    def write_done(self, vm_id: str, action: str, owner_id: str, details: dict[str, Any],
+                   values: dict[str, Any]) -> None:
+        """A Proxmox write succeeded: its audit record and the VM's status columns in one transaction."""
+        with self.store.write() as session:
+            if values:
+                session.execute(update(VirtualMachine).where(VirtualMachine.id == vm_id).values(**values))
+            audit.record(session, CONTROLLER, action, "virtual_machine", vm_id, details, owner_id=owner_id)
+
     def set_snapshot(self, snapshot_id: str, **values: Any) -> None:
         with self.store.write() as session:
             session.execute(update(VmSnapshot).where(VmSnapshot.id == snapshot_id).values(**values))
