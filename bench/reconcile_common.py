@@ -87,11 +87,21 @@ def _serve_in_child(conn: Any, time_scale: float, latency: float, guests: list[d
     fake = ServedFake(time_scale=time_scale, latency=latency)
     for guest in guests:
         fake.pve.add_vm(**guest)
+    arrivals: list[tuple[float, str, str]] = []
+    record = fake.pve._record
+
+    def timed_record(request: Any, body: Any) -> None:
+        arrivals.append((time.monotonic(), request.method, request.path))  # CLOCK_MONOTONIC: system-wide
+        record(request, body)
+
+    fake.pve._record = timed_record
     conn.send((fake.port, fake.cafile))
     while True:
         message = conn.recv()
         if message == "requests":
             conn.send([(method, path) for method, path, _body in fake.pve.requests])
+        elif isinstance(message, tuple) and message[0] == "arrivals":
+            conn.send(arrivals[message[1]:])
         else:
             fake.stop()
             conn.send("stopped")
@@ -124,6 +134,11 @@ class ChildFake:
 
     def requests(self) -> list[tuple[str, str]]:
         self._conn.send("requests")
+        return list(self._conn.recv())
+
+    def arrivals(self, since: int = 0) -> list[tuple[float, str, str]]:
+        """The requests from the `since`-th on, as (time.monotonic() when it arrived, method, path)."""
+        self._conn.send(("arrivals", since))
         return list(self._conn.recv())
 
     def stop(self) -> None:

@@ -49,6 +49,7 @@ class Context:
     restart_requests: int
     node: str  # where the VM is now (observed), or where it is to be created
     observed: ObservedVm | None
+    mark_syncing: bool = False  # sync_status "syncing" goes with the first status write of this plan
 
 
 class VmReconciler:
@@ -90,14 +91,16 @@ class VmReconciler:
                                           reboot_required=bool(observed.pending_keys)):
                         return Outcome(True)
                     break  # the spec moved while we worked: plan again from it
-                if not desired.deleting and rounds == 1:
-                    self.status.set_vm(vm_id, sync_status="syncing")
                 ctx = Context(desired, owner_id, restart_requests, observed.node if observed else desired.node,
-                              observed)
+                              observed, mark_syncing=not desired.deleting and rounds == 1)
                 if was_synced and desired.observed_generation == desired.generation:
                     self._audit_drift(ctx, actions)
                 was_synced = False
-                known = self._execute_plan(ctx, actions, observed)
+                try:
+                    known = self._execute_plan(ctx, actions, observed)
+                finally:
+                    if ctx.mark_syncing:  # no Proxmox write carried it
+                        self.status.set_vm(vm_id, sync_status="syncing")
                 if known is None:
                     break  # read Proxmox again
                 observed = known  # plan on from what the writes left, without reading it back
@@ -165,7 +168,7 @@ class VmReconciler:
             upid = call()
             record["upid"] = upid
             if upid:
-                self.status.set_vm(vm.id, last_upid=upid)
+                self.status.set_vm(vm.id, last_upid=upid, **self._syncing(ctx))
                 self.client.wait_task(upid, timeout=self.task_timeout, should_stop=self.stopping.is_set)
         except ProxmoxError as exc:
             if not (exc.transient and "stopped waiting" in exc.message):
@@ -174,7 +177,15 @@ class VmReconciler:
                                                                        "error": exc.message})
             raise
         self.status.write_done(vm.id, f"pve_{operation}", ctx.owner_id, {**record, "outcome": "ok"},
-                               {**({"last_upid": None} if upid else {}), **(on_success or {})})
+                               {**({"last_upid": None} if upid else {}), **self._syncing(ctx), **(on_success or {})})
+
+    @staticmethod
+    def _syncing(ctx: Context) -> dict[str, Any]:
+        """{"sync_status": "syncing"} the first time a plan writes status (saves a transaction before the write)."""
+        if not ctx.mark_syncing:
+            return {}
+        ctx.mark_syncing = False
+        return {"sync_status": "syncing"}
 
     def _audit_drift(self, ctx: Context, actions: list[Action]) -> None:
         drifted = [action for action in actions if action.kind in DRIFT_KINDS]

@@ -19,6 +19,7 @@ import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -74,6 +75,12 @@ class Reconciler:
         self._node_slots: dict[str, threading.Semaphore] = defaultdict(lambda: threading.Semaphore(loop.per_node))
         self._pool = ThreadPoolExecutor(max_workers=loop.workers, thread_name_prefix="reconcile")
         self._free = threading.Semaphore(loop.workers)
+        # The pass's work (drift, resyncs, retries) takes at most half the workers and half of a node's slots:
+        # a user change never queues behind a wave of resyncs.
+        self._background_cap = max(1, loop.workers // 2)
+        self._background_running = 0
+        self._background_slots: dict[str, threading.Semaphore] = defaultdict(
+            lambda: threading.Semaphore(max(1, loop.per_node // 2)))
         self._dispatcher: threading.Thread | None = None
         self.last_pass_ok: float | None = None
         self.last_pass_error: str | None = None
@@ -117,9 +124,10 @@ class Reconciler:
         now = utcnow()
         with self._cond:
             unchanged_ids, self._observed_unchanged = self._observed_unchanged, {}
-        with self.store.write() as session:
-            if unchanged_ids:
+        if unchanged_ids:
+            with self.store.write() as session:
                 state.mark_observed(session, list(unchanged_ids), now)
+        with self.store.read() as session:
             rows = state.pass_rows(session)
         due_budget = max(1, math.ceil(len(rows) * self.settings.pass_interval / self.settings.resync_seconds))
         stale_before = now - timedelta(seconds=self.settings.resync_seconds)
@@ -196,8 +204,10 @@ class Reconciler:
         for vm_id in self._urgent:
             if vm_id in self._queued and not_before.get(vm_id, 0.0) <= now:
                 return vm_id
+        if self._background_running >= self._background_cap:
+            return None
         for vm_id in self._queued:
-            if not_before.get(vm_id, 0.0) <= now:
+            if vm_id not in self._urgent and not_before.get(vm_id, 0.0) <= now:
                 return vm_id
         return None
 
@@ -217,6 +227,8 @@ class Reconciler:
                 urgent = vm_id in self._urgent
                 self._urgent.discard(vm_id)
                 item = None if urgent else self._resync.pop(vm_id, None)
+                if not urgent:
+                    self._background_running += 1
                 self._running.add(vm_id)
             self._pool.submit(self._work, vm_id, urgent, item)
 
@@ -228,12 +240,14 @@ class Reconciler:
                 with self.store.read() as session:
                     row = session.get(VirtualMachine, vm_id)
                     node = (row.observed_node or row.node) if row else ""
-            with self._node_slots[node]:
+            with self._background_slots[node] if not urgent else nullcontext(), self._node_slots[node]:
                 if item is not None and self._resync_unchanged(vm_id, item):
                     return
                 self._reconcile_one(vm_id, urgent)
         finally:
             with self._cond:
+                if not urgent:
+                    self._background_running -= 1
                 self._running.discard(vm_id)
                 if vm_id in self._dirty:
                     self._dirty.discard(vm_id)
