@@ -42,7 +42,7 @@ _NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 @dataclass
 class LoopSettings:
     workers: int = 16
-    per_node: int = 8
+    per_node: int = 16
     backoff_base: float = 0.2
     backoff_max: float = 60.0
     error_retry_seconds: float = 300.0
