@@ -164,6 +164,8 @@ def test_killing_the_controller_repeatedly_never_duplicates_or_orphans_a_vm(
     assert unfinished_at_kill[0] > 0, unfinished_at_kill
 
     proc, log = start_controller(tmp_path, KILLS, env, processes)
+    # Up before the SIGTERM below (the fleet may have converged during the last killed run already).
+    wait_for_text(log, "pvem controller running", proc)
     deadline = time.monotonic() + CONVERGE_DEADLINE
     while True:
         states = sync_states(database_url)
