@@ -72,7 +72,7 @@ class ServedFake:
         return int(self.pve.port)
 
     def settings(self, **extra: Any) -> ProxmoxSettings:
-        return ProxmoxSettings(host=HOST, port=self.port, user="root@pam", password="secret",  # type: ignore[arg-type]
+        return ProxmoxSettings(host=HOST, port=self.port, user="root@pam", password="secret",
                                ca_file=self.cafile, timeout_seconds=30, default_node="pve1", **extra)
 
     def stop(self) -> None:
@@ -129,7 +129,7 @@ class ChildFake:
         return int(self._port)
 
     def settings(self, **extra: Any) -> ProxmoxSettings:
-        return ProxmoxSettings(host=HOST, port=self.port, user="root@pam", password="secret",  # type: ignore[arg-type]
+        return ProxmoxSettings(host=HOST, port=self.port, user="root@pam", password="secret",
                                ca_file=self.cafile, timeout_seconds=30, default_node="pve1", **extra)
 
     def requests(self) -> list[tuple[str, str]]:

@@ -17,6 +17,8 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import insert
+
 from bench.reconcile_common import ChildFake, Row, SqlCounter, print_rows, reconciler, wait_until, world
 from controller.config import ControllerSettings
 from controller.proxmox.marks import MARK_TAG, description_with_mark
@@ -54,7 +56,7 @@ def run(count: int = 10_000) -> list[Row]:
         guests, rows = _fleet(count, w.actor.user_id or "")
         with w.store.write() as session:
             for start in range(0, len(rows), 1000):
-                session.execute(VirtualMachine.__table__.insert(), rows[start:start + 1000])
+                session.execute(insert(VirtualMachine), rows[start:start + 1000])
         fake = ChildFake(guests=guests)
         try:
             rec = reconciler(w.store, fake)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from sqlalchemy import insert
+
 from bench.reconcile_common import ChildFake, Row, percentile, print_rows, reconciler, wait_until, world
 from bench.reconcile_idle import _fleet
 from controller import vms
@@ -27,7 +29,7 @@ def run(count: int = 1000, changes: int = 100) -> list[Row]:
         guests, rows = _fleet(count, w.actor.user_id or "")
         with w.store.write() as session:
             for start in range(0, len(rows), 1000):
-                session.execute(VirtualMachine.__table__.insert(), rows[start:start + 1000])
+                session.execute(insert(VirtualMachine), rows[start:start + 1000])
         fake = ChildFake(guests=guests)
         try:
             rec = reconciler(w.store, fake)

@@ -161,10 +161,12 @@ class StatusWriter:
                         error_generation=None, provisioned=True)
             )
             if result.rowcount:  # type: ignore[attr-defined]
-                session.execute(update(VmSnapshot).where(VmSnapshot.vm_id == vm.id)
-                                .values(sync_status="synced", last_error=None, provisioned=True))
-                session.execute(update(FirewallRule).where(FirewallRule.vm_id == vm.id)
-                                .values(sync_status="synced", last_error=None))
+                if vm.snapshots:  # (none: no statement to send)
+                    session.execute(update(VmSnapshot).where(VmSnapshot.vm_id == vm.id)
+                                    .values(sync_status="synced", last_error=None, provisioned=True))
+                if vm.rules:
+                    session.execute(update(FirewallRule).where(FirewallRule.vm_id == vm.id)
+                                    .values(sync_status="synced", last_error=None))
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def forget_vm(self, vm: DesiredVm, owner_id: str, name: str) -> None:
