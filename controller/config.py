@@ -95,8 +95,8 @@ class ProxmoxSettings(_Section):
 
 class ControllerSettings(_Section):
     reconcile_interval_seconds: float = Field(30.0, gt=0)
-    workers: int = Field(4, ge=1, le=64)
-    per_node_workers: int = Field(2, ge=1, le=64)
+    workers: int = Field(16, ge=1, le=64)
+    per_node_workers: int = Field(16, ge=1, le=64)
     poll_interval_seconds: float = Field(1.0, gt=0)
     resync_interval_seconds: float = Field(600.0, gt=0)
     error_retry_seconds: float = Field(300.0, gt=0)

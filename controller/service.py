@@ -50,6 +50,7 @@ class ControllerService:
         self.lease = Lease(store, lease_seconds=ctl.lease_seconds, renew_seconds=ctl.lease_renew_seconds)
         self.lease_keeper = LeaseKeeper(self.lease, self._leadership_changed)
         self.listener: notify.Listener | None = None
+        self._cluster_listing_used: float | None = None
         if settings.proxmox.host:
             self.client = ProxmoxClient(settings.proxmox)
             self.reconciler = self._build_reconciler(self.client)
@@ -120,12 +121,13 @@ class ControllerService:
                                host["tx_bytes"], retention_minutes=retention)
         if self.client is None or self.reconciler is None:
             return
-        try:
-            nodes = self.client.list_nodes()
-            figures = stats.cluster_figures(nodes, list(self.reconciler.view.vms().values()))
-        except ProxmoxError as exc:
-            log.warning("cluster_stats_failed", error=exc.message)
+        # The reconciler's per-pass listing has the nodes and VMs: stats never list the cluster themselves, and
+        # take one cluster sample per new listing (so network rates span the time between two listings).
+        latest = self.reconciler.view.latest()
+        if latest is None or latest[2] == self._cluster_listing_used:
             return
+        vms, nodes, self._cluster_listing_used = latest
+        figures = stats.cluster_figures(nodes, list(vms.values()))
         with self.store.write() as session:
             stats.store_cluster_sample(session, figures, host, retention)
             cluster.record_nodes(session, nodes)  # the API names them when a spec asks for another

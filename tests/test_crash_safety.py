@@ -117,6 +117,8 @@ def controller_env(database_url: str, pve: dict[str, Any]) -> dict[str, str]:
         "PVEM_PROXMOX__USER": "root@pam", "PVEM_PROXMOX__PASSWORD": "secret",
         "PVEM_PROXMOX__CA_FILE": pve["cafile"],
         "PVEM_CONTROLLER__POLL_INTERVAL_SECONDS": "0.2",
+        # Two VMs at a time (the default does all eight at once): the kills must land mid-work.
+        "PVEM_CONTROLLER__WORKERS": "2", "PVEM_CONTROLLER__PER_NODE_WORKERS": "2",
         "PVEM_LOGGING__FORMAT": "json",
     })
     return env
@@ -163,6 +165,8 @@ def test_killing_the_controller_repeatedly_never_duplicates_or_orphans_a_vm(
     assert unfinished_at_kill[0] > 0, unfinished_at_kill
 
     proc, log = start_controller(tmp_path, KILLS, env, processes)
+    # Up before the SIGTERM below (the fleet may have converged during the last killed run already).
+    wait_for_text(log, "pvem controller running", proc)
     deadline = time.monotonic() + CONVERGE_DEADLINE
     while True:
         states = sync_states(database_url)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 from proxmoxer.tools import Tasks
 
@@ -75,6 +76,10 @@ class ProxmoxClient:
     def _call(self, fn: Callable[[Any], Any]) -> Any:
         return self._conn.call(fn)
 
+    def _get(self, path: str, fn: Callable[[Any], Any]) -> Any:
+        """A hot read (deep observation, task polls): `path` on the fast GET path, `fn` the proxmoxer form."""
+        return self._conn.get(path, fn)
+
     @staticmethod
     def _vm(api: Any, node: str, vmid: int) -> Any:
         return api.nodes(node).qemu(vmid)
@@ -92,6 +97,21 @@ class ProxmoxClient:
             if item.get("type") == "qemu"
         ])
 
+    def list_resources(self) -> tuple[list[ObservedVm], list[dict[str, Any]]]:
+        """QEMU VMs and nodes from one GET /cluster/resources (no type filter): the reconciler's per-pass listing."""
+
+        def split(api: Any) -> tuple[list[ObservedVm], list[dict[str, Any]]]:
+            vms, nodes = [], []
+            for item in api.cluster.resources.get():
+                kind = item.get("type")
+                if kind == "qemu":
+                    vms.append(observed_vm_from_resource(item))
+                elif kind == "node":
+                    nodes.append({key: item.get(key) for key in NODE_KEYS})
+            return vms, nodes
+
+        return self._call(split)
+
     def list_nodes(self) -> list[dict[str, Any]]:
         items = self._call(lambda api: api.cluster.resources.get(type="node"))
         return [{key: item.get(key) for key in NODE_KEYS} for item in items if item.get("type", "node") == "node"]
@@ -101,18 +121,19 @@ class ProxmoxClient:
 
     def vm_pending(self, node: str, vmid: int) -> list[dict[str, Any]]:
         """GET .../pending: {key, value?, pending?, delete?} per config key (see normalize.pending_changes)."""
-        return list(self._call(lambda api: self._vm(api, node, vmid).pending.get()))
+        return list(self._get(f"nodes/{node}/qemu/{vmid}/pending", lambda api: self._vm(api, node, vmid).pending.get()))
 
     def vm_status(self, node: str, vmid: int) -> dict[str, Any]:
         """GET .../status/current, with `status`, `qmpstatus` (paused shows only here) and `lock` always present."""
-        data = dict(self._call(lambda api: self._vm(api, node, vmid).status.current.get()))
+        data = dict(self._get(f"nodes/{node}/qemu/{vmid}/status/current",
+                              lambda api: self._vm(api, node, vmid).status.current.get()))
         data.setdefault("qmpstatus", data.get("status"))
         data.setdefault("lock", None)
         return data
 
     def snapshots(self, node: str, vmid: int) -> list[dict[str, Any]]:
         """The VM's snapshots (name, description, snaptime, parent), without Proxmox's "current" entry."""
-        items = self._call(lambda api: self._vm(api, node, vmid).snapshot.get())
+        items = self._get(f"nodes/{node}/qemu/{vmid}/snapshot", lambda api: self._vm(api, node, vmid).snapshot.get())
         return [
             {"name": s["name"], "description": s.get("description"), "snaptime": to_int(s.get("snaptime")),
              "parent": s.get("parent")}
@@ -121,7 +142,8 @@ class ProxmoxClient:
 
     def firewall_rules(self, node: str, vmid: int) -> tuple[list[dict[str, Any]], str | None]:
         """The VM's firewall rules in position order, and the digest to pass back with a change (None: no rules)."""
-        items = self._call(lambda api: self._vm(api, node, vmid).firewall.rules.get())
+        items = self._get(f"nodes/{node}/qemu/{vmid}/firewall/rules",
+                          lambda api: self._vm(api, node, vmid).firewall.rules.get())
         digest = next((str(item["digest"]) for item in items if item.get("digest")), None)
         rules = []
         for item in items:
@@ -139,12 +161,14 @@ class ProxmoxClient:
     # ------------------------------------------------------------- VM writes
 
     def create_vm(self, node: str, vmid: int, *, name: str | None, cores: int, memory_mb: int, disk_gb: int,
-                  storage: str, bridge: str, description: str | None, tags: str | Iterable[str] | None) -> str:
-        """POST /nodes/{node}/qemu: one virtio-scsi disk and one virtio NIC with the firewall on. Returns the UPID."""
+                  storage: str, bridge: str, description: str | None, tags: str | Iterable[str] | None,
+                  extra: Mapping[str, Any] | None = None) -> str:
+        """POST /nodes/{node}/qemu: one virtio-scsi disk and one virtio NIC with the firewall on (plus `extra`
+        config keys such as agent and onboot). Returns the UPID."""
         data = _form({
             "vmid": vmid, "name": name, "cores": cores, "memory": memory_mb, "scsihw": "virtio-scsi-single",
             "scsi0": f"{storage}:{disk_gb}", "net0": f"virtio,bridge={bridge},firewall=1", "ostype": "l26",
-            "description": description, "tags": join_tags(tags),
+            "description": description, "tags": join_tags(tags), **(extra or {}),
         })
         upid = _upid(self._call(lambda api: api.nodes(node).qemu.post(**data)))
         if upid is None:
@@ -283,7 +307,8 @@ class ProxmoxClient:
             node = Tasks.decode_upid(upid)["node"]
         except (AssertionError, AttributeError, IndexError) as exc:
             raise ProxmoxError(f"not a Proxmox task id: {upid!r}", transient=False) from exc
-        return dict(self._call(lambda api: api.nodes(node).tasks(upid).status.get()))
+        return dict(self._get(f"nodes/{node}/tasks/{quote(upid, safe=':@!')}/status",
+                              lambda api: api.nodes(node).tasks(upid).status.get()))
 
     def wait_task(self, upid: str, timeout: float = 600, poll: float = 0.2,
                   should_stop: Callable[[], bool] | None = None) -> None:

@@ -162,6 +162,7 @@ class ObservedVm:
     template: bool
     pool: str | None = None
     maxdisk_bytes: int | None = None
+    uptime: int | None = None
 
 
 def observed_vm_from_resource(item: dict[str, Any]) -> ObservedVm:
@@ -187,6 +188,7 @@ def observed_vm_from_resource(item: dict[str, Any]) -> ObservedVm:
         template=bool(to_bool(item.get("template"))),
         pool=str(item["pool"]) if item.get("pool") else None,
         maxdisk_bytes=to_int(item.get("maxdisk")),
+        uptime=to_int(item.get("uptime")),
     )
 
 

@@ -27,7 +27,7 @@ from controller.reconcile.diff import drift, plan
 from controller.reconcile.guest_act import GuestActions, cloud_init_reboot_pending
 from controller.reconcile.impact import pending_needs_reboot
 from controller.reconcile.model import Action, DesiredVm, ObservedVm, Policy
-from controller.reconcile.observe import ClusterView, observe_vm, power_status, summary
+from controller.reconcile.observe import ClusterView, created_vm, observe_vm, power_status, summary
 from controller.store import Store
 from controller.store.models import VirtualMachine, VmSnapshot
 from controller.vms import lock_vmid_allocation
@@ -69,6 +69,7 @@ class Context:
     restart_requests: int
     node: str  # where the VM is now (observed), or where it is to be created
     observed: ObservedVm | None
+    mark_syncing: bool = False  # sync_status "syncing" goes with the first status write of this plan
 
 
 class VmReconciler(GuestActions):
@@ -90,7 +91,9 @@ class VmReconciler(GuestActions):
         self.on_reboot_slot_free: Callable[[list[str]], None] | None = None
 
     def run(self, vm_id: str) -> Outcome:
-        for _round in range(MAX_ROUNDS):
+        known: ObservedVm | None = None  # what Proxmox holds after this attempt's last writes, when that is certain
+        rounds = 0
+        while rounds < MAX_ROUNDS:
             if self.stopping.is_set():
                 return Outcome(False, "controller stopping")
             with self.store.read() as session:
@@ -102,32 +105,62 @@ class VmReconciler(GuestActions):
                                                                 row.sync_status == "synced")
                 cloud_init_applied_at: datetime | None = row.cloud_init_applied_at
             if upid:
-                if not desired.deleting and _round == 0:
+                if not desired.deleting and rounds == 0:
                     self.status.set_vm(vm_id, sync_status="syncing")  # e.g. a long clone resumed after a restart
                 self._resume(vm_id, upid)
             if desired.management == "observe":
                 return self._observe_only(desired, owner_id, [dict(item) for item in row.drift or []])
-            observed = self._observe(desired)
+            # After a plain create or a power task, what Proxmox holds is known: no need to read it back.
+            observed = known if known is not None else self._observe(
+                desired, confirm_miss=desired.provisioned or bool(upid))
+            known = None
             if observed is not None and cloud_init_reboot_pending(cloud_init_applied_at, observed):
                 # A regenerated cloud-init drive is read at the next boot: a pending change like any other.
                 observed = replace(observed, pending_keys=(*observed.pending_keys, "cloud-init"))
-            actions = plan(desired, observed, self.policy)
-            if not actions:
-                assert observed is not None  # an empty plan means the VM exists and is ours
-                if self.status.synced(desired, summary(observed), observed.status, observed.node,
-                                      reboot_required=reboot_required(observed)):
-                    return Outcome(True)
-                continue  # the spec moved while we worked: plan again from it
-            if not desired.deleting and _round == 0:
-                self.status.set_vm(vm_id, sync_status="syncing")
-            ctx = Context(desired, owner_id, restart_requests, observed.node if observed else desired.node, observed)
-            if was_synced and desired.observed_generation == desired.generation:
-                self._audit_drift(ctx, actions)
-            for action in actions:
-                self._execute(ctx, action)
-                if action.kind in REPLAN_AFTER:
-                    break
+            while rounds < MAX_ROUNDS:
+                rounds += 1
+                actions = plan(desired, observed, self.policy)
+                if not actions:
+                    assert observed is not None  # an empty plan means the VM exists and is ours
+                    if self.status.synced(desired, summary(observed), observed.status, observed.node,
+                                          reboot_required=reboot_required(observed)):
+                        return Outcome(True)
+                    break  # the spec moved while we worked: plan again from it
+                ctx = Context(desired, owner_id, restart_requests, observed.node if observed else desired.node,
+                              observed, mark_syncing=not desired.deleting and rounds == 1)
+                if was_synced and desired.observed_generation == desired.generation:
+                    self._audit_drift(ctx, actions)
+                was_synced = False
+                try:
+                    known = self._execute_plan(ctx, actions, observed)
+                finally:
+                    if ctx.mark_syncing:  # no Proxmox write carried it
+                        self.status.set_vm(vm_id, sync_status="syncing")
+                if known is None:
+                    break  # read Proxmox again
+                if any(_one_shot(action) for action in actions):
+                    break  # a restart or rollback request was honoured: reload the spec (known state is kept)
+                observed = known  # plan on from what the writes left, without reading it back
         return Outcome(False, "not converged yet")
+
+    def _execute_plan(self, ctx: Context, actions: list[Action], observed: ObservedVm | None) -> ObservedVm | None:
+        """Run the actions in order (up to the first that needs a fresh observation); what Proxmox now holds
+        if that is certain without reading it back, else None."""
+        known = observed
+        for action in actions:
+            try:
+                self._execute(ctx, action)
+            except ProxmoxError as exc:
+                if action.kind == "create" and "already exist" in exc.message:
+                    # Taken since the listing we trusted (by someone else, or by our own create before a
+                    # crash): look again with a listing taken now, and plan from that.
+                    self.view.refresh(newer_than=time.monotonic())
+                    return None
+                raise
+            known = _known_after(known, action, ctx.desired)
+            if action.kind in REPLAN_AFTER and (known is None or action.kind != "create"):
+                return None
+        return known
 
     # ------------------------------------------------------------- observe
 
@@ -157,18 +190,26 @@ class VmReconciler(GuestActions):
 
     # ---------------------------------------------------------------- helpers
 
-    def _observe(self, desired: DesiredVm) -> ObservedVm | None:
-        """Deep-read the VM where the listing says it is; if it moved meanwhile, look again once."""
+    def _observe(self, desired: DesiredVm, trust_listed_status: bool = False,
+                 confirm_miss: bool = True) -> ObservedVm | None:
+        """Deep-read the VM where the listing says it is; if it moved meanwhile, look again once.
+
+        `trust_listed_status`: take the power state from the listing (a resync of a VM the pass found in sync),
+        unless the spec is about pausing (the listing says running for a paused VM)."""
         for attempt in (1, 2):
-            listed = self.view.locate(desired.vmid)
+            listed = self.view.locate(desired.vmid, confirm_miss=confirm_miss)
             if listed is None:
                 return None
+            trust = trust_listed_status and desired.power_state != "paused"
             try:
-                return observe_vm(self.client, listed, full=not desired.deleting)
+                return observe_vm(self.client, listed, full=not desired.deleting,
+                                  trust_listed_status=trust and attempt == 1,
+                                  firewall_options=bool(desired.rules))
             except ProxmoxError as exc:
                 if attempt == 2 or "does not exist" not in exc.message:
                     raise
                 self.view.invalidate()  # migrated or destroyed since the listing was taken
+                confirm_miss = True
         return None
 
     def _resume(self, vm_id: str, upid: str) -> None:
@@ -182,8 +223,10 @@ class VmReconciler(GuestActions):
         self.status.set_vm(vm_id, last_upid=None)
 
     def _write(self, ctx: Context, operation: str, call: Callable[[], str | None], wait_timeout: float | None = None,
-               **details: Any) -> None:
-        """One Proxmox write: store the UPID first, wait for the task, audit the outcome either way."""
+               on_success: dict[str, Any] | None = None, **details: Any) -> None:
+        """One Proxmox write: audit the intent, store the UPID first, wait for the task, audit the outcome either
+        way. On success the UPID is cleared, the audit recorded and `on_success` (VM status columns) set in one
+        transaction."""
         vm = ctx.desired
         record: dict[str, Any] = {"vm_name": vm.name, "vmid": vm.vmid, "node": ctx.node, **details}
         log.info(f"reconcile_{operation}", vm_name=vm.name, vmid=vm.vmid, node=ctx.node,
@@ -194,17 +237,25 @@ class VmReconciler(GuestActions):
             upid = call()
             record["upid"] = upid
             if upid:
-                self.status.set_vm(vm.id, last_upid=upid)
+                self.status.set_vm(vm.id, last_upid=upid, **self._syncing(ctx))
                 self.client.wait_task(upid, timeout=wait_timeout or self.task_timeout,
                                       should_stop=self.stopping.is_set)
-                self.status.set_vm(vm.id, last_upid=None)
         except ProxmoxError as exc:
             if not (exc.transient and "stopped waiting" in exc.message):
                 self.status.set_vm(vm.id, last_upid=None)
             self.status.audit(f"pve_{operation}", vm.id, ctx.owner_id, {**record, "outcome": "error",
                                                                        "error": exc.message})
             raise
-        self.status.audit(f"pve_{operation}", vm.id, ctx.owner_id, {**record, "outcome": "ok"})
+        self.status.write_done(vm.id, f"pve_{operation}", ctx.owner_id, {**record, "outcome": "ok"},
+                               {**({"last_upid": None} if upid else {}), **self._syncing(ctx), **(on_success or {})})
+
+    @staticmethod
+    def _syncing(ctx: Context) -> dict[str, Any]:
+        """{"sync_status": "syncing"} the first time a plan writes status (saves a transaction before the write)."""
+        if not ctx.mark_syncing:
+            return {}
+        ctx.mark_syncing = False
+        return {"sync_status": "syncing"}
 
     def _audit_drift(self, ctx: Context, actions: list[Action]) -> None:
         drifted = [action for action in actions if action.kind in DRIFT_KINDS]
@@ -245,19 +296,23 @@ class VmReconciler(GuestActions):
             return
         text = (vm.guest.description or "") if vm.guest else ""
         tags = tags_with_mark(vm.guest.tags) if vm.guest else MARK_TAG
+        # agent and onboot go with the create, so a plain VM needs no config write after it (see _known_after)
+        extra = {"agent": 1 if vm.guest.agent else None, "onboot": 1 if vm.guest.start_on_boot else None} \
+            if vm.guest else None
         call = lambda: self.client.create_vm(  # noqa: E731
             vm.node, vm.vmid, name=vm.name, cores=vm.cores, memory_mb=vm.memory_mb, disk_gb=vm.disk_gb,
-            storage=self.storage, bridge=self.bridge, description=description_with_mark(vm.id, text), tags=tags)
+            storage=self.storage, bridge=self.bridge, description=description_with_mark(vm.id, text), tags=tags,
+            extra=extra)
         try:
             self._write(ctx, "create", call, cores=vm.cores, memory_mb=vm.memory_mb, disk_gb=vm.disk_gb,
-                        recreate=recreate)
+                        recreate=recreate, on_success={"provisioned": True, "applied_disk_gb": None,
+                                                       "migrated_generation": None})
         except ProxmoxError as exc:
             if "already exist" in exc.message:  # taken since the listing: the next round re-plans
                 self.view.invalidate()
                 raise ProxmoxError(exc.message, transient=True, status=exc.status) from exc
             raise
         self.view.invalidate()
-        self.status.set_vm(vm.id, provisioned=True, applied_disk_gb=None, migrated_generation=None)
 
     def _do_reassign_vmid(self, ctx: Context, taken_by: str | None = None) -> None:
         vm = ctx.desired
@@ -431,3 +486,37 @@ class VmReconciler(GuestActions):
     def _do_firewall_enable(self, ctx: Context) -> None:
         self._write(ctx, "firewall_enable", lambda: self.client.set_firewall_options(ctx.node, ctx.desired.vmid,
                                                                                       True))
+
+
+# The power state a successful power task leaves; a start or reboot also applies pending config.
+POWER_RESULT = {"start": "running", "resume": "running", "reboot": "running", "shutdown": "stopped",
+                "stop": "stopped", "suspend": "paused"}
+NO_PROXMOX_EFFECT = {"skip_restart"}
+
+
+def _one_shot(action: Action) -> bool:
+    """Whether the action honoured a one-shot request (restart, rollback): the spec must be read again."""
+    return action.kind in ("reboot", "skip_restart", "snapshot_rollback") or bool(
+        action.kind == "start" and action.params.get("completes_restart"))
+
+
+def _known_after(known: ObservedVm | None, action: Action, desired: DesiredVm) -> ObservedVm | None:
+    """What Proxmox holds after `action` succeeded, if certain without reading it back; else None.
+
+    A plain create leaves the VM as created (observe.created_vm); a power task leaves a known power state.
+    Anything else (config, disks, snapshots, rules, moves, or a create from a template) is read back."""
+    if action.kind == "create":
+        guest = desired.guest
+        # A clone, extra disks, NICs, cloud-init or a pool need config writes after the create: read it back.
+        plain = guest is None or (guest.template is None and not guest.disks and guest.networks is None
+                                  and guest.cloud_init is None and guest.pool is None)
+        return created_vm(desired) if plain else None
+    if known is None:
+        return None
+    if action.kind in POWER_RESULT:
+        status = POWER_RESULT[action.kind]
+        pending = () if status == "running" and action.kind != "resume" else known.pending_keys
+        return replace(known, status=status, pending_keys=pending, lock=None)
+    if action.kind in NO_PROXMOX_EFFECT:
+        return known
+    return None

@@ -8,6 +8,11 @@ One VM is never worked on by two workers at once; a nudge during work re-runs it
 Several controllers: only the lease holder works (`is_leader`); a standby's queue fills but nothing is
 taken from it. Every status write is fenced (`fence`), so work a former leader still has in flight
 stops at its next write (`Fenced`) instead of overwriting the new leader's.
+
+The queue has two priorities: user changes (nudges, the database poll) go ahead of what the pass queues
+(drift, retries of parked errors, deep resyncs). An idle pass costs one listing and a few SQL statements
+whatever the fleet size: one Core query compares every row with the listing; the due resyncs' specs are
+loaded in bulk, and resyncs that find nothing to change are recorded together by the next pass.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -34,16 +40,18 @@ from controller.reconcile import state
 from controller.reconcile.act import Permanent, VmReconciler
 from controller.reconcile.model import DesiredVm, Policy
 from controller.reconcile.observe import ClusterView
+from controller.reconcile.resync import ResyncItem, unchanged
 from controller.store import Store
 from controller.store.models import VirtualMachine, utcnow
 
 log = get_logger("pvem.reconciler")
+_NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
 class LoopSettings:
-    workers: int = 4
-    per_node: int = 2
+    workers: int = 16
+    per_node: int = 16
     backoff_base: float = 0.2
     backoff_max: float = 60.0
     error_retry_seconds: float = 300.0
@@ -72,21 +80,35 @@ class Reconciler:
         self._queued: set[str] = set()
         self._running: set[str] = set()
         self._dirty: set[str] = set()
+        self._urgent: set[str] = set()  # queued (or dirty) ids from user changes: worked on first
+        self._resync: dict[str, ResyncItem] = {}  # queued deep resyncs, with the spec the pass loaded
+        self._observed_unchanged: dict[str, datetime] = {}  # resyncs that found nothing, for the next pass
+        self._last_observed: dict[str, datetime] = {}
         self._track = _Tracking()
         self._node_slots: dict[str, threading.Semaphore] = defaultdict(lambda: threading.Semaphore(loop.per_node))
         self._pool = ThreadPoolExecutor(max_workers=loop.workers, thread_name_prefix="reconcile")
         self._free = threading.Semaphore(loop.workers)
+        # The pass's work (drift, resyncs, retries) takes at most half the workers and half of a node's slots:
+        # a user change never queues behind a wave of resyncs.
+        self._background_cap = max(1, loop.workers // 2)
+        self._background_running = 0
+        self._background_slots: dict[str, threading.Semaphore] = defaultdict(
+            lambda: threading.Semaphore(max(1, loop.per_node // 2)))
         self._dispatcher: threading.Thread | None = None
         self.last_pass_ok: float | None = None
         self.last_pass_error: str | None = None
 
     # ------------------------------------------------------------- triggers
 
-    def nudge(self, vm_id: str, reset_backoff: bool = True) -> None:
+    def nudge(self, vm_id: str, reset_backoff: bool = True, urgent: bool = True) -> None:
+        """Queue the VM. `urgent` (a user change): ahead of the pass's work, and never a mere resync."""
         with self._cond:
             if reset_backoff:  # a spec change deserves a prompt try, whatever failed before
                 self._track.failures.pop(vm_id, None)
                 self._track.not_before.pop(vm_id, None)
+            if urgent:
+                self._urgent.add(vm_id)
+                self._resync.pop(vm_id, None)
             if vm_id in self._running:
                 self._dirty.add(vm_id)
             else:
@@ -104,6 +126,8 @@ class Reconciler:
             changed = set(state.ids_changed_since_error(session))
         # Objects in backoff, or parked on an error, wait (not_before); a spec change since the error does not.
         for vm_id in dict.fromkeys([*ids, *changed]):
+            if vm_id in self._queued and vm_id not in changed:
+                continue  # already queued (perhaps by the pass): its priority stays
             self.nudge(vm_id, reset_backoff=vm_id in changed)
 
     def full_pass(self) -> None:
@@ -118,20 +142,52 @@ class Reconciler:
             templates.refresh_inventory(self.store, self.client, listed)
         except Exception:  # the inventory is for the API's checks: never a reason to skip the pass
             log.exception("template_inventory_failed")
+        now = utcnow()
+        with self._cond:
+            unchanged_ids, self._observed_unchanged = self._observed_unchanged, {}
+        if unchanged_ids:
+            with self.store.write() as session:
+                state.mark_observed(session, list(unchanged_ids), now)
         with self.store.read() as session:
-            rows = state.load_all(session)
+            rows = state.pass_rows(session)
         due_budget = max(1, math.ceil(len(rows) * self.settings.pass_interval / self.settings.resync_seconds))
-        stale_before = utcnow() - timedelta(seconds=self.settings.resync_seconds)
-        resync: list[tuple[object, str]] = []
-        for desired, row in rows:
-            if row.sync_status != "synced" or self._drifted(desired, listed.get(desired.vmid), row.reboot_required):
-                self.nudge(row.id, reset_backoff=False)
-            elif row.last_observed_at is None or row.last_observed_at < stale_before:
-                resync.append((row.last_observed_at or utcnow() - timedelta(days=3650), row.id))
-        for _when, vm_id in sorted(resync, key=lambda item: str(item[0]))[:due_budget]:
-            self.nudge(vm_id, reset_backoff=False)
+        stale_before = now - timedelta(seconds=self.settings.resync_seconds)
+        seen = self._last_observed
+        resync: list[tuple[datetime, str]] = []
+        for (vm_id, vmid, name, node, cores, memory_mb, power_state, sync_status, generation, observed_generation,
+             deleting, reboot_required, migrated_generation, last_observed_at) in rows:
+            item = listed.get(vmid)
+            if (sync_status != "synced" or generation != observed_generation or deleting or item is None
+                    or (item.status == "running") != (power_state in ("running", "paused")) or item.name != name
+                    or (item.node != node and migrated_generation != generation)
+                    or (not reboot_required and ((item.cores is not None and item.cores != cores)
+                                                 or (item.memory_mb is not None and item.memory_mb != memory_mb)))):
+                self.nudge(vm_id, reset_backoff=False, urgent=False)
+                continue
+            last = max(last_observed_at or _NEVER, seen.get(vm_id, _NEVER))
+            if last < stale_before:
+                resync.append((last, vm_id))
+        due = [vm_id for _last, vm_id in sorted(resync)[:due_budget]]
+        if due:
+            self._queue_resyncs(due)
+        if len(seen) > 2 * len(rows) + 1000:  # forget VMs that are gone
+            live = {row[0] for row in rows}
+            self._last_observed = {key: value for key, value in seen.items() if key in live}
         self.last_pass_ok = time.time()
         self.last_pass_error = None
+
+    def _queue_resyncs(self, ids: list[str]) -> None:
+        with self.store.read() as session:
+            loaded = state.load_many(session, ids)
+        with self._cond:
+            for desired, row in loaded:
+                if row.id in self._queued or row.id in self._running:
+                    continue
+                self._resync[row.id] = ResyncItem(
+                    desired=desired, status=row.status, observed_node=row.observed_node,
+                    reboot_required=row.reboot_required, observed=dict(row.observed or {}))
+                self._queued.add(row.id)
+            self._cond.notify_all()
 
     @staticmethod
     def _drifted(desired: DesiredVm, listed: ListedVm | None, reboot_required: bool) -> bool:
@@ -167,8 +223,14 @@ class Reconciler:
         if not self.is_leader():
             return None
         now = time.monotonic()
+        not_before = self._track.not_before
+        for vm_id in self._urgent:
+            if vm_id in self._queued and not_before.get(vm_id, 0.0) <= now:
+                return vm_id
+        if self._background_running >= self._background_cap:
+            return None
         for vm_id in self._queued:
-            if self._track.not_before.get(vm_id, 0.0) <= now:
+            if vm_id not in self._urgent and not_before.get(vm_id, 0.0) <= now:
                 return vm_id
         return None
 
@@ -185,18 +247,30 @@ class Reconciler:
                     self._free.release()
                     return
                 self._queued.discard(vm_id)
+                urgent = vm_id in self._urgent
+                self._urgent.discard(vm_id)
+                item = None if urgent else self._resync.pop(vm_id, None)
+                if not urgent:
+                    self._background_running += 1
                 self._running.add(vm_id)
-            self._pool.submit(self._work, vm_id)
+            self._pool.submit(self._work, vm_id, urgent, item)
 
-    def _work(self, vm_id: str) -> None:
+    def _work(self, vm_id: str, urgent: bool = True, item: ResyncItem | None = None) -> None:
         try:
-            with self.store.read() as session:
-                row = session.get(VirtualMachine, vm_id)
-                node = (row.observed_node or row.node) if row else ""
-            with self._node_slots[node]:
-                self._reconcile_one(vm_id)
+            if item is not None:
+                node = item.observed_node or item.desired.node
+            else:
+                with self.store.read() as session:
+                    row = session.get(VirtualMachine, vm_id)
+                    node = (row.observed_node or row.node) if row else ""
+            with self._background_slots[node] if not urgent else nullcontext(), self._node_slots[node]:
+                if item is not None and self._resync_unchanged(vm_id, item):
+                    return
+                self._reconcile_one(vm_id, urgent)
         finally:
             with self._cond:
+                if not urgent:
+                    self._background_running -= 1
                 self._running.discard(vm_id)
                 if vm_id in self._dirty:
                     self._dirty.discard(vm_id)
@@ -204,16 +278,25 @@ class Reconciler:
                 self._cond.notify_all()
             self._free.release()
 
-    def _reconcile_one(self, vm_id: str) -> None:
+    def _resync_unchanged(self, vm_id: str, item: ResyncItem) -> bool:
+        if not unchanged(self.worker, item):
+            return False
+        now = utcnow()
+        with self._cond:
+            self._observed_unchanged[vm_id] = now
+            self._last_observed[vm_id] = now
+        return True
+
+    def _reconcile_one(self, vm_id: str, urgent: bool = True) -> None:
         with self.store.read() as session:
             # The spec generation this attempt starts from: an error is about this one (or a later one).
             generation = state.spec_generation(session, vm_id)
         try:
-            self._attempt(vm_id, generation)
+            self._attempt(vm_id, generation, urgent)
         except Fenced:
             log.warning("reconcile_fenced", vm_id=vm_id)  # no longer the leader: the new one takes it from here
 
-    def _attempt(self, vm_id: str, generation: int | None) -> None:
+    def _attempt(self, vm_id: str, generation: int | None, urgent: bool = True) -> None:
         try:
             outcome = self.worker.run(vm_id)
         except Fenced:
@@ -223,21 +306,21 @@ class Reconciler:
             return
         except ProxmoxError as exc:
             if exc.transient:
-                self._retry_later(vm_id, exc.message)
+                self._retry_later(vm_id, exc.message, urgent)
             else:
                 self._record_error(vm_id, exc.message, generation)
             return
         except Exception as exc:  # a bug must not kill the worker; it shows on the VM and in the log
             log.exception("reconcile_crashed", vm_id=vm_id)
-            self._retry_later(vm_id, f"internal error: {exc}")
+            self._retry_later(vm_id, f"internal error: {exc}", urgent)
             return
         if outcome.converged:
             self._track.failures.pop(vm_id, None)
             self._track.not_before.pop(vm_id, None)
         elif not self.stopping.is_set():
-            self._retry_later(vm_id, None)
+            self._retry_later(vm_id, None, urgent)
 
-    def _retry_later(self, vm_id: str, message: str | None) -> None:
+    def _retry_later(self, vm_id: str, message: str | None, urgent: bool = False) -> None:
         failures = self._track.failures.get(vm_id, 0) + 1
         self._track.failures[vm_id] = failures
         delay = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** (failures - 1))
@@ -254,7 +337,7 @@ class Reconciler:
                     if row.sync_status not in ("deleting",):
                         row.sync_status = "pending"
         if not self.stopping.is_set():
-            self.nudge(vm_id, reset_backoff=False)
+            self.nudge(vm_id, reset_backoff=False, urgent=urgent)
 
     def _record_error(self, vm_id: str, message: str, generation: int | None) -> None:
         log.warning("reconcile_error", vm_id=vm_id, error=message)

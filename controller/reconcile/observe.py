@@ -1,4 +1,4 @@
-"""Observation: the bulk listing (one call for the whole cluster) and deep reads of one VM.
+"""Observation: the bulk listing (one call for the whole cluster) and deep reads of one VM (three GETs).
 
 Observation never changes anything. A failed read raises; it is never taken to mean "gone".
 """
@@ -14,9 +14,9 @@ from controller.proxmox.client import ProxmoxClient
 from controller.proxmox.guest_config import guest_from_config
 from controller.proxmox.marks import mark_of, rule_mark, snapshot_mark
 from controller.proxmox.normalize import ObservedVm as ListedVm
-from controller.proxmox.normalize import memory_to_mb, pending_changes, to_bool, to_int
+from controller.proxmox.normalize import memory_to_mb, pending_changes, to_bool, to_int, vm_config_from_api
 from controller.reconcile.impact import DEFAULT_HOTPLUG
-from controller.reconcile.model import ObservedRule, ObservedSnapshot, ObservedVm
+from controller.reconcile.model import DesiredVm, ObservedRule, ObservedSnapshot, ObservedVm
 
 MANAGED_KEYS = ("name", "cores", "memory")
 # Guest keys whose pending values need a reboot (issue 7): cloud-init, NICs, disks.
@@ -35,7 +35,14 @@ def _with_pending(raw: dict[str, Any], pending: dict[str, Any]) -> dict[str, Any
 
 
 class ClusterView:
-    """The last bulk `GET /cluster/resources?type=vm`, shared by workers for at most `max_age` seconds."""
+    """The last bulk `GET /cluster/resources` (VMs and nodes), shared by the workers, the full pass and stats.
+
+    One listing serves many readers: a refresh already in flight is waited for, not repeated, so a burst of
+    workers missing the same listing costs one request. How fresh a reader needs it depends on the question:
+    a hit is always usable (the deep read that follows fails if the VM moved or went, and looks again); a miss
+    is confirmed with a listing taken after it, except for a VM pvem never provisioned, whose create Proxmox
+    refuses if the vmid is taken meanwhile. The mapping returned is never mutated: a refresh replaces it.
+    """
 
     NODES_MAX_AGE = 60.0  # nodes join and leave rarely; only creates and migrations ask
 
@@ -43,10 +50,13 @@ class ClusterView:
         self.client = client
         self.max_age = max_age
         self._vms: dict[int, ListedVm] = {}
-        self._taken_at = float("-inf")
+        self._node_items: list[dict[str, Any]] = []
+        self._taken_at = float("-inf")  # when the current listing was requested (monotonic)
+        self._stale_before = float("-inf")  # invalidate(): listings requested before this are not trusted
+        self._refreshing = False
         self._nodes: set[str] = set()
         self._nodes_taken_at = float("-inf")
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
 
     def has_node(self, name: str) -> bool:
         """Whether the cluster has this node; an unknown name is confirmed with a fresh node listing."""
@@ -63,28 +73,68 @@ class ClusterView:
         with self._lock:
             return sorted(self._nodes)
 
-    def refresh(self) -> dict[int, ListedVm]:
-        listed = self.client.list_vms()
+    def refresh(self, newer_than: float | None = None) -> dict[int, ListedVm]:
+        """List the cluster; with `newer_than` (monotonic), a listing requested since then is reused instead."""
         with self._lock:
-            self._vms = {vm.vmid: vm for vm in listed}
-            self._taken_at = time.monotonic()
-            return dict(self._vms)
+            while True:
+                if newer_than is not None and self._taken_at >= max(newer_than, self._stale_before):
+                    return self._vms
+                if not self._refreshing:
+                    break
+                self._lock.wait(timeout=5.0)
+            self._refreshing = True
+        try:
+            started = time.monotonic()
+            listed, nodes = self.client.list_resources()
+        except BaseException:
+            with self._lock:
+                self._refreshing = False
+                self._lock.notify_all()
+            raise
+        vms = {vm.vmid: vm for vm in listed}
+        with self._lock:
+            self._vms, self._node_items, self._taken_at = vms, nodes, started
+            self._nodes = {str(item["node"]) for item in nodes if item.get("node")}
+            self._nodes_taken_at = started
+            self._refreshing = False
+            self._lock.notify_all()
+            return vms
+
+    def fresh(self) -> bool:
+        """Whether the listing is younger than `max_age` and nothing invalidated it since."""
+        with self._lock:
+            return self._taken_at >= self._stale_before and time.monotonic() - self._taken_at <= self.max_age
 
     def vms(self) -> dict[int, ListedVm]:
-        with self._lock:
-            fresh = time.monotonic() - self._taken_at <= self.max_age
-            if fresh:
-                return dict(self._vms)
-        return self.refresh()
+        """A listing at most `max_age` old (refreshed if needed)."""
+        if self.fresh():
+            with self._lock:
+                return self._vms
+        return self.refresh(newer_than=time.monotonic() - self.max_age)
 
-    def locate(self, vmid: int) -> ListedVm | None:
-        """Where the vmid is, by the cached listing; a miss is confirmed with a fresh listing."""
-        found = self.vms().get(vmid)
-        return found if found is not None else self.refresh().get(vmid)
+    def latest(self) -> tuple[dict[int, ListedVm], list[dict[str, Any]], float] | None:
+        """The last listing whatever its age (VMs, node items, when it was requested), or None before the first."""
+        with self._lock:
+            if self._taken_at == float("-inf"):
+                return None
+            return self._vms, self._node_items, self._taken_at
+
+    def locate(self, vmid: int, confirm_miss: bool = True) -> ListedVm | None:
+        """Where the vmid is, by the last listing. A miss is confirmed with a listing taken after it unless
+        `confirm_miss` is False (a VM never provisioned: creating it is how the miss gets confirmed)."""
+        with self._lock:
+            never, trusted = self._taken_at == float("-inf"), self._taken_at >= self._stale_before
+            vms = self._vms
+        if never or not (trusted or not confirm_miss):
+            vms = self.refresh(newer_than=time.monotonic())
+        found = vms.get(vmid)
+        if found is not None or not confirm_miss:
+            return found
+        return self.refresh(newer_than=time.monotonic()).get(vmid)
 
     def invalidate(self) -> None:
         with self._lock:
-            self._taken_at = float("-inf")
+            self._stale_before = time.monotonic()
 
     def taken_vmids(self) -> set[int]:
         return set(self.vms())
@@ -96,20 +146,35 @@ def power_status(status: dict[str, Any]) -> str:
     return "stopped"
 
 
-def observe_vm(client: ProxmoxClient, listed: ListedVm, full: bool = True) -> ObservedVm:
-    """Deep read of one VM: config with pending values applied, power state, snapshots, firewall."""
+def observe_vm(client: ProxmoxClient, listed: ListedVm, full: bool = True, *, trust_listed_status: bool = False,
+               firewall_options: bool = True) -> ObservedVm:
+    """Deep read of one VM: its config with pending values (one GET .../pending has both), snapshots, rules.
+
+    The power state comes from GET .../status/current unless `trust_listed_status` (the listing just said
+    running or stopped, and nothing here depends on telling paused from running); the firewall options are
+    read only when `firewall_options` or the VM has firewall rules. Without `full`, config and power only.
+    """
     node, vmid = listed.node, listed.vmid
-    config = client.vm_config(node, vmid)
-    status = client.vm_status(node, vmid)
+    items = client.vm_pending(node, vmid)
+    current = {str(item["key"]): item.get("value") for item in items if "value" in item}
+    config = vm_config_from_api(current)
+    lock_key = current.get("lock")
+    if trust_listed_status and listed.status in ("running", "stopped"):
+        status_name, lock = listed.status, str(lock_key) if lock_key else None
+        uptime = listed.uptime
+    else:
+        status = client.vm_status(node, vmid)
+        status_name, lock = power_status(status), status.get("lock") or (str(lock_key) if lock_key else None)
+        uptime = to_int(status.get("uptime"))
     base = ObservedVm(vmid=vmid, node=node, mark=mark_of(config.description), name=config.name,
                       cores=config.cores, memory_mb=config.memory_mb, disk_key=config.disk_key,
-                      disk_gb=config.disk_gb, status=power_status(status), lock=status.get("lock") or listed.lock,
-                      digest=config.digest, hotplug=_hotplug(config.raw))
+                      disk_gb=config.disk_gb, status=status_name, lock=lock, digest=config.digest,
+                      hotplug=_hotplug(config.raw))
     if not full or base.mark is None:
         return base
-    pending = pending_changes(client.vm_pending(node, vmid))
+    pending = pending_changes(items)
     rules, _digest = client.firewall_rules(node, vmid)
-    options = client.firewall_options(node, vmid)
+    options = client.firewall_options(node, vmid) if firewall_options or rules else {}
     pending_name = pending.get("name")
     return ObservedVm(
         vmid=vmid, node=node, mark=base.mark,
@@ -124,13 +189,21 @@ def observe_vm(client: ProxmoxClient, listed: ListedVm, full: bool = True) -> Ob
         rules=tuple(_rule(item) for item in rules),
         firewall_enabled=bool(to_bool(options.get("enable"))), digest=base.digest, hotplug=base.hotplug,
         guest=guest_from_config(_with_pending(config.raw, pending)), pool=listed.pool,
-        uptime=to_int(status.get("uptime")),
+        uptime=uptime,
     )
 
 
 def _hotplug(raw: dict[str, Any]) -> str | None:
     value = raw.get("hotplug")
     return None if value is None else str(value)
+
+def created_vm(desired: DesiredVm, storage_disk_key: str = "scsi0") -> ObservedVm:
+    """What a plain create (POST /nodes/{node}/qemu, as ProxmoxClient.create_vm sends it) leaves in Proxmox once
+    its task succeeded: the VM as desired, stopped, with pvem's mark and nothing else. Used instead of
+    reading the VM back right after creating it."""
+    return ObservedVm(vmid=desired.vmid, node=desired.node, mark=desired.id, name=desired.name,
+                      cores=desired.cores, memory_mb=desired.memory_mb, disk_key=storage_disk_key,
+                      disk_gb=desired.disk_gb, status="stopped")
 
 
 def _rule(item: dict[str, Any]) -> ObservedRule:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -73,6 +74,45 @@ def load_all(session: Session) -> list[tuple[DesiredVm, VirtualMachine]]:
     return [(_desired(row, snapshots[row.id], rules[row.id]), row) for row in rows]
 
 
+def load_many(session: Session, ids: list[str]) -> list[tuple[DesiredVm, VirtualMachine]]:
+    """Some VMs with their snapshots and rules: three queries per 500 ids."""
+    out: list[tuple[DesiredVm, VirtualMachine]] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        rows = list(session.scalars(select(VirtualMachine).where(VirtualMachine.id.in_(chunk))))
+        snapshots: dict[str, list[VmSnapshot]] = defaultdict(list)
+        for snapshot in session.scalars(select(VmSnapshot).where(VmSnapshot.vm_id.in_(chunk))
+                                        .order_by(VmSnapshot.created_at)):
+            snapshots[snapshot.vm_id].append(snapshot)
+        rules: dict[str, list[FirewallRule]] = defaultdict(list)
+        for rule in session.scalars(select(FirewallRule).where(FirewallRule.vm_id.in_(chunk))
+                                    .order_by(FirewallRule.position)):
+            rules[rule.vm_id].append(rule)
+        out += [(_desired(row, snapshots[row.id], rules[row.id]), row) for row in rows]
+    return out
+
+
+# What the full pass compares with the listing, one row per VM: (id, vmid, name, node, cores, memory_mb,
+# power_state, synced (in sync at the current generation), reboot_required, migrated, last_observed_at).
+PASS_COLUMNS = (VirtualMachine.id, VirtualMachine.vmid, VirtualMachine.name, VirtualMachine.node,
+                VirtualMachine.cpu_cores, VirtualMachine.memory_mb, VirtualMachine.power_state,
+                VirtualMachine.sync_status, VirtualMachine.generation, VirtualMachine.observed_generation,
+                VirtualMachine.deletion_requested, VirtualMachine.reboot_required,
+                VirtualMachine.migrated_generation, VirtualMachine.last_observed_at)
+
+
+def pass_rows(session: Session) -> list[Any]:
+    """Every VM as PASS_COLUMNS tuples: one Core query, no ORM objects."""
+    return list(session.execute(select(*PASS_COLUMNS)))
+
+
+def mark_observed(session: Session, ids: list[str], when: datetime) -> None:
+    """Record a deep observation that found nothing to change (one UPDATE per 500 VMs)."""
+    for start in range(0, len(ids), 500):
+        session.execute(update(VirtualMachine).where(VirtualMachine.id.in_(ids[start:start + 500]))
+                        .values(last_observed_at=when))
+
+
 def ids_needing_work(session: Session) -> list[str]:
     """VMs whose spec moved past what was observed, or that are mid-operation (cheap: no Proxmox)."""
     query = select(VirtualMachine.id).where(
@@ -113,6 +153,14 @@ class StatusWriter:
         with self.write() as session:
             session.execute(update(VirtualMachine).where(VirtualMachine.id == vm_id).values(**values))
 
+    def write_done(self, vm_id: str, action: str, owner_id: str, details: dict[str, Any],
+                   values: dict[str, Any]) -> None:
+        """A Proxmox write succeeded: its audit record and the VM's status columns in one transaction."""
+        with self.write() as session:
+            if values:
+                session.execute(update(VirtualMachine).where(VirtualMachine.id == vm_id).values(**values))
+            audit.record(session, CONTROLLER, action, "virtual_machine", vm_id, details, owner_id=owner_id)
+
     def set_snapshot(self, snapshot_id: str, **values: Any) -> None:
         with self.write() as session:
             session.execute(update(VmSnapshot).where(VmSnapshot.id == snapshot_id).values(**values))
@@ -131,10 +179,12 @@ class StatusWriter:
                         error_generation=None, provisioned=True, drift=[])
             )
             if result.rowcount:  # type: ignore[attr-defined]
-                session.execute(update(VmSnapshot).where(VmSnapshot.vm_id == vm.id)
-                                .values(sync_status="synced", last_error=None, provisioned=True))
-                session.execute(update(FirewallRule).where(FirewallRule.vm_id == vm.id)
-                                .values(sync_status="synced", last_error=None))
+                if vm.snapshots:  # (none: no statement to send)
+                    session.execute(update(VmSnapshot).where(VmSnapshot.vm_id == vm.id)
+                                    .values(sync_status="synced", last_error=None, provisioned=True))
+                if vm.rules:
+                    session.execute(update(FirewallRule).where(FirewallRule.vm_id == vm.id)
+                                    .values(sync_status="synced", last_error=None))
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def observed_only(self, vm: DesiredVm, observed: dict[str, Any], status: str | None, node: str | None,

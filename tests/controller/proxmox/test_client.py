@@ -38,7 +38,7 @@ def test_create_reads_back_normalised(fakepve: Any, client: ProxmoxClient) -> No
     before = requests_to(fakepve, "GET", "/cluster/resources")
     assert client.list_vms() == [ObservedVm(vmid=100, node="pve1", name="web1", status="stopped", cores=2,
                                             memory_mb=2048, disk_gb=32, tags="pvem;web", lock=None, netin=0,
-                                            netout=0, template=False, maxdisk_bytes=32 * 1024**3)]
+                                            netout=0, template=False, maxdisk_bytes=32 * 1024**3, uptime=0)]
     assert requests_to(fakepve, "GET", "/cluster/resources") == before + 1
 
     nodes = client.list_nodes()
