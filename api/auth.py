@@ -19,6 +19,7 @@ import falcon
 import jwt
 
 from api.errors import ApiError
+from controller import users
 from controller.actor import Actor
 from controller.config import Settings
 from controller.errors import Throttled
@@ -149,11 +150,12 @@ class AuthMiddleware:
         except jwt.InvalidTokenError:
             raise _unauthorized("invalid token") from None
         with self.store.read() as session:
-            user = session.get(User, str(claims["sub"]))
+            user = users.identity(session, str(claims["sub"]))  # one Core row; /api/auth/me answers it
             if user is None:
                 raise _unauthorized("invalid token")
-            req.context.actor = Actor(user_id=user.id, role=user.role, ip_address=req.context.client_ip)
-        req.context.user_id = user.id
+            req.context.actor = Actor(user_id=user["id"], role=user["role"], ip_address=req.context.client_ip)
+        req.context.user = user
+        req.context.user_id = user["id"]
 
 
 def _unauthorized(message: str) -> ApiError:

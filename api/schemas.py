@@ -4,7 +4,9 @@ fast row -> dict functions (for responses). The models document the dicts; a tes
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
@@ -19,7 +21,10 @@ def timestamp(value: datetime | None) -> str | None:
     """ISO 8601 UTC with a `Z`, to the second, as the contract shows (2024-01-15T10:30:00Z)."""
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    # isoformat is C and several times faster than strftime; the store hands out UTC values already.
+    return value.replace(tzinfo=None, microsecond=0).isoformat() + "Z"
 
 
 class UserOut(BaseModel):
@@ -130,6 +135,21 @@ class Envelope(BaseModel, Generic[T]):
     message: str | None = None
 
 
+class PaginationOut(BaseModel):
+    limit: int = Field(description="The page size asked for (or the default, 100, with only `continue`).")
+    continue_: str | None = Field(alias="continue", description="Pass as ?continue= for the next page; "
+                                  "null on the last page. Opaque: a keyset cursor, not an offset.")
+
+
+class Paged(BaseModel, Generic[T]):
+    """A list answer. `pagination` is there when the request asked for a page (`limit` or `continue`)."""
+
+    success: bool = True
+    data: T
+    message: str | None = None
+    pagination: PaginationOut | None = None
+
+
 class ErrorOut(BaseModel):
     error: str
     code: int
@@ -139,22 +159,72 @@ def envelope(data: Any, message: str | None = None) -> dict[str, Any]:
     return {"success": True, "data": data, "message": message}
 
 
+def paged(data: Any, limit: int | None, token: str | None, include: bool = True) -> dict[str, Any]:
+    """The list envelope; with `include`, a `pagination` object beside `data` (the next cursor or null)."""
+    body = envelope(data)
+    if include:
+        body["pagination"] = {"limit": limit, "continue": token}
+    return body
+
+
 def user_dict(user: User) -> dict[str, Any]:
     return {"id": user.id, "username": user.username, "email": user.email, "role": user.role}
 
 
+def _or_empty(value: Any) -> Any:
+    return value or {}
+
+
+# The VM's answer fields, in order: (field, the VirtualMachine columns it is made of, how to make it from
+# their values; None: the one column's value as it is). The hot list/get reads exactly these columns with
+# one Core query (vm_row_dict); vm_dict (ORM rows) goes through the same table. Extend here, and in VmOut.
+VM_FIELDS: tuple[tuple[str, tuple[str, ...], Callable[..., Any] | None], ...] = (
+    ("id", ("id",), None),
+    ("vmid", ("vmid",), None),
+    ("name", ("name",), None),
+    ("status", ("status",), None),
+    ("cpu_cores", ("cpu_cores",), None),
+    ("memory_mb", ("memory_mb",), None),
+    ("disk_gb", ("disk_gb",), None),
+    ("node", ("node",), None),
+    ("owner_id", ("owner_id",), None),
+    ("created_at", ("created_at",), timestamp),
+    ("updated_at", ("updated_at",), timestamp),
+    ("power_state", ("power_state",), None),
+    ("generation", ("generation",), None),
+    ("observed_generation", ("observed_generation",), None),
+    ("sync_status", ("sync_status",), None),
+    ("last_error", ("last_error",), None),
+    ("last_synced_at", ("last_synced_at",), timestamp),
+    ("restart_pending", ("restart_requests", "restarts_done"), lambda requests, done: requests > done),
+    ("reboot_required", ("reboot_required",), None),
+    ("observed", ("observed",), _or_empty),
+    ("labels", ("labels",), _or_empty),
+    ("apply_set", ("apply_set",), None),
+)
+VM_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys(column for _f, columns, _c in VM_FIELDS for column in columns))
+
+
+def _vm_getter(columns: tuple[str, ...], convert: Callable[..., Any] | None) -> Callable[[Any], Any]:
+    positions = [VM_COLUMNS.index(column) for column in columns]
+    if convert is None:
+        return itemgetter(positions[0])
+    if len(positions) == 1:
+        position = positions[0]
+        return lambda row: convert(row[position])
+    return lambda row: convert(*(row[position] for position in positions))
+
+
+_VM_GETTERS = tuple((field, _vm_getter(columns, convert)) for field, columns, convert in VM_FIELDS)
+
+
+def vm_row_dict(row: Any) -> dict[str, Any]:
+    """A VM's answer from a row holding VM_COLUMNS in order (a tuple or a Core Row)."""
+    return {field: get(row) for field, get in _VM_GETTERS}
+
+
 def vm_dict(vm: VirtualMachine) -> dict[str, Any]:
-    return {
-        "id": vm.id, "vmid": vm.vmid, "name": vm.name, "status": vm.status, "cpu_cores": vm.cpu_cores,
-        "memory_mb": vm.memory_mb, "disk_gb": vm.disk_gb, "node": vm.node, "owner_id": vm.owner_id,
-        "created_at": timestamp(vm.created_at), "updated_at": timestamp(vm.updated_at),
-        "power_state": vm.power_state, "generation": vm.generation,
-        "observed_generation": vm.observed_generation, "sync_status": vm.sync_status,
-        "last_error": vm.last_error, "last_synced_at": timestamp(vm.last_synced_at),
-        "restart_pending": vm.restart_requests > vm.restarts_done,
-        "reboot_required": vm.reboot_required, "observed": vm.observed or {},
-        "labels": vm.labels or {}, "apply_set": vm.apply_set,
-    }
+    return vm_row_dict(tuple(getattr(vm, column) for column in VM_COLUMNS))
 
 
 def snapshot_dict(snapshot: VmSnapshot) -> dict[str, Any]:

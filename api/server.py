@@ -116,7 +116,9 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
         server = waitress.create_server(
             app, host=settings.server.host, port=settings.server.port, threads=settings.server.threads,
             max_request_body_size=settings.server.max_body_bytes, ident="pvem",
-            clear_untrusted_proxy_headers=False,
+            clear_untrusted_proxy_headers=False, connection_limit=settings.server.connection_limit,
+            channel_timeout=settings.server.channel_timeout_seconds,
+            asyncore_use_poll=True,  # poll(), not select(): past 1024 descriptors select() fails
         )
     if controller is not None:
         controller.start()

@@ -6,13 +6,14 @@ Only spec columns are written here. Each spec change bumps `generation` and sets
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from controller import audit
+from controller import audit, pages
 from controller.actor import Actor
 from controller.errors import Conflict, Forbidden, Invalid, NotFound
 from controller.specs import VmCreate, VmUpdate
@@ -43,6 +44,39 @@ def list_vms(session: Session, actor: Actor, name: str | None = None,
         query = query.where(VirtualMachine.name == name)
     found = list(session.scalars(query))
     return [vm for vm in found if matches_labels(vm, labels)] if labels else found
+
+
+def list_vm_rows(session: Session, actor: Actor, columns: Sequence[str], name: str | None = None,
+                 labels: dict[str, str] | None = None, page: pages.PageRequest = pages.ALL,
+                 ) -> tuple[list[tuple[Any, ...]], str | None]:
+    """As list_vms, but only `columns` (names of VirtualMachine columns), as tuples in that order, one
+    Core query for the hot read path; with `page`, one keyset page and the next cursor."""
+    table = VirtualMachine.__table__
+    query = visible(select(*(table.c[column] for column in columns)), actor)
+    if name is not None:
+        query = query.where(VirtualMachine.name == name)
+    keep = None
+    if labels:
+        query = query.add_columns(VirtualMachine.labels)
+        wanted = labels.items()
+
+        def keep(row: Any) -> bool:
+            have = row[len(columns)] or {}
+            return all(have.get(key) == value for key, value in wanted)
+
+    rows, token = pages.fetch(session, query, (VirtualMachine.created_at, VirtualMachine.vmid), page, "vms",
+                              keep=keep)
+    return ([row[:len(columns)] for row in rows] if labels else rows), token
+
+
+def get_vm_row(session: Session, actor: Actor, vm_id: str, columns: Sequence[str]) -> tuple[Any, ...]:
+    """As get_vm, but only `columns` as a tuple (one Core query for the hot read path)."""
+    table = VirtualMachine.__table__
+    query = visible(select(*(table.c[column] for column in columns)), actor).where(VirtualMachine.id == vm_id)
+    row = session.execute(query).first()
+    if row is None:
+        raise NotFound("virtual machine not found")
+    return tuple(row)
 
 
 def matches_labels(vm: VirtualMachine, selector: dict[str, str] | None) -> bool:

@@ -70,6 +70,9 @@ class Me:
         self.store = store
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        with self.store.read() as session:
-            user = users.get(session, req.context.actor.user_id)
-            resp.media = envelope(user_dict(user) if user else None)
+        user = getattr(req.context, "user", None)  # read by the auth middleware for this request
+        if user is None:
+            with self.store.read() as session:
+                found = users.get(session, req.context.actor.user_id)
+                user = user_dict(found) if found else None
+        resp.media = envelope(user)

@@ -141,13 +141,16 @@ class ManifestExport:
         as_json = _wants_json(req)
         selector = label_selector_param(req)
         with self.store.read() as session:
-            documents = export_documents(session, req.context.actor.user_id, apply_set=req.get_param("apply_set"),
-                                         labels=selector, name=req.get_param("name"))
+            # An empty value (`?apply_set=`) filters nothing, as if it were absent.
+            documents = export_documents(session, req.context.actor.user_id,
+                                         apply_set=req.get_param("apply_set") or None,
+                                         labels=selector, name=req.get_param("name") or None)
         if as_json:
             resp.media = envelope(documents, f"{len(documents)} manifest document(s)")
             return
         resp.content_type = MEDIA_YAML
-        resp.text = to_yaml(documents)
+        # Zero documents is an empty YAML stream; say so in a comment rather than answer an empty body.
+        resp.text = to_yaml(documents) if documents else "# no virtual machines matched: no manifest documents\n"
 
 
 def _wants_json(req: falcon.Request) -> bool:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from proxmoxer import AuthenticationError, ProxmoxResource, ResourceException
 from proxmoxer.backends.https import Backend
 
+from controller import metrics
 from controller.config import ProxmoxSettings
 from controller.log import get_logger
 from controller.proxmox.errors import ProxmoxError, classify
@@ -95,7 +96,7 @@ class Connection:
             old = getattr(local, "session", None)
             if old is not None:
                 old.close()
-            local.session = backend.get_session()
+            local.session = _instrumented(backend.get_session())
             self._sessions.add(local.session)
             local.root = ProxmoxResource(
                 base_url=backend.get_base_url(), session=local.session, serializer=backend.get_serializer()
@@ -143,3 +144,21 @@ class Connection:
         log.info("proxmox connected", host=settings.host, port=settings.port,
                  auth="token" if self.uses_token else "ticket", user=kwargs["user"])
         return backend
+
+
+def _instrumented(session: Any) -> Any:
+    """The requests session, recording every Proxmox request in pvem_proxmox_requests_total/_duration."""
+    send = session.request
+
+    def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            response = send(method, url, *args, **kwargs)
+        except Exception:
+            metrics.observe_proxmox(method, "error", time.perf_counter() - started)
+            raise
+        metrics.observe_proxmox(method, response.status_code, time.perf_counter() - started)
+        return response
+
+    session.request = request
+    return session
