@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint clean bench bench-smoke
 
 install: $(STAMP)
 
@@ -20,11 +20,18 @@ run: install
 	$(BIN)/pvem serve --demo
 
 lint: install
-	$(BIN)/ruff check api controller tests
+	$(BIN)/ruff check api controller tests bench
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/pytest -q
+
+# Benchmarks (bench/README.md): the full run takes several minutes; the smoke run (CI) under a minute.
+bench: install
+	$(BIN)/python -m bench
+
+bench-smoke: install
+	$(BIN)/python -m bench --smoke
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from operator import itemgetter
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
@@ -17,10 +16,15 @@ from controller.store.models import AuditLog, FirewallRule, StatsSample, User, V
 T = TypeVar("T")
 
 
-def timestamp(value: datetime | None) -> str | None:
-    """ISO 8601 UTC with a `Z`, to the second, as the contract shows (2024-01-15T10:30:00Z)."""
+def timestamp(value: datetime | str | None) -> str | None:
+    """ISO 8601 UTC with a `Z`, to the second, as the contract shows (2024-01-15T10:30:00Z).
+
+    Also takes SQLite's stored UTC text ("2024-01-15 10:30:00.123456"), which the hot read paths read
+    undecoded (controller.vms.list_vm_rows)."""
     if value is None:
         return None
+    if isinstance(value, str):
+        return f"{value[:10]}T{value[11:19]}Z"
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
     # isoformat is C and several times faster than strftime; the store hands out UTC values already.
@@ -150,9 +154,32 @@ class Paged(BaseModel, Generic[T]):
     pagination: PaginationOut | None = None
 
 
+class ProblemOut(BaseModel):
+    field: str
+    message: str
+
+
 class ErrorOut(BaseModel):
     error: str
     code: int
+    field: str | None = Field(None, description="400: the (first) field that failed validation")
+    details: list[ProblemOut] | None = Field(None, description="400: every problem found, one per field")
+    document: int | None = Field(None, description="manifests: 0-based index of the document at fault")
+    line: int | None = Field(None, description="manifests: 1-based line of the problem in the request body")
+    column: int | None = Field(None, description="manifests: 1-based column of the problem")
+    request_id: str | None = Field(None, description="500: the request id to quote in a report")
+
+
+class CheckOut(BaseModel):
+    ok: bool
+    error: str | None = None
+
+
+class ReadyOut(BaseModel):
+    status: str = Field(description="ok, or unavailable (HTTP 503)")
+    timestamp: str
+    checks: dict[str, CheckOut] = Field(description="One entry per check (database, proxmox, controller...); "
+                                                    "checks may add their own details beside ok")
 
 
 def envelope(data: Any, message: str | None = None) -> dict[str, Any]:
@@ -205,22 +232,25 @@ VM_FIELDS: tuple[tuple[str, tuple[str, ...], Callable[..., Any] | None], ...] = 
 VM_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys(column for _f, columns, _c in VM_FIELDS for column in columns))
 
 
-def _vm_getter(columns: tuple[str, ...], convert: Callable[..., Any] | None) -> Callable[[Any], Any]:
-    positions = [VM_COLUMNS.index(column) for column in columns]
-    if convert is None:
-        return itemgetter(positions[0])
-    if len(positions) == 1:
-        position = positions[0]
-        return lambda row: convert(row[position])
-    return lambda row: convert(*(row[position] for position in positions))
+def _compile_row_dict(fields: tuple[tuple[str, tuple[str, ...], Callable[..., Any] | None], ...],
+                      columns: tuple[str, ...]) -> Callable[[Any], dict[str, Any]]:
+    """One generated function `row -> {field: value}` for the table above: a dict display with no
+    per-field calls for plain columns (some three times faster than a loop over getters)."""
+    namespace: dict[str, Any] = {}
+    items = []
+    for index, (field, used, convert) in enumerate(fields):
+        arguments = ", ".join(f"row[{columns.index(column)}]" for column in used)
+        if convert is None:
+            items.append(f"{field!r}: {arguments}")
+        else:
+            namespace[f"convert{index}"] = convert
+            items.append(f"{field!r}: convert{index}({arguments})")
+    exec(f"def row_dict(row):\n    return {{{', '.join(items)}}}\n", namespace)  # generated from VM_FIELDS
+    return namespace["row_dict"]
 
 
-_VM_GETTERS = tuple((field, _vm_getter(columns, convert)) for field, columns, convert in VM_FIELDS)
-
-
-def vm_row_dict(row: Any) -> dict[str, Any]:
-    """A VM's answer from a row holding VM_COLUMNS in order (a tuple or a Core Row)."""
-    return {field: get(row) for field, get in _VM_GETTERS}
+vm_row_dict = _compile_row_dict(VM_FIELDS, VM_COLUMNS)
+vm_row_dict.__doc__ = "A VM's answer from a row holding VM_COLUMNS in order (a tuple or a Core Row)."
 
 
 def vm_dict(vm: VirtualMachine) -> dict[str, Any]:

@@ -85,6 +85,11 @@ PAGE_QUERY = {
 }
 
 
+PAGE_QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
+    "limit": {"type": "integer", "minimum": 1, "maximum": pages.MAX_LIMIT},
+}
+
+
 def page_param(req: falcon.Request, max_limit: int = pages.MAX_LIMIT) -> pages.PageRequest:
     """`?limit=N&continue=...`; an empty value counts as absent. A bad cursor is refused when decoded."""
     raw = req.get_param("limit")

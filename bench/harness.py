@@ -29,7 +29,7 @@ from controller.store import Store
 from controller.store.models import User, VirtualMachine
 from controller.users import Passwords
 
-BENCH_PASSWORD = "bench-password-1"  # noqa: S105 (a throwaway account on a throwaway database)
+BENCH_PASSWORD = "bench-password-1"  # a throwaway account on a throwaway database
 START_TIMEOUT_SECONDS = 60
 
 
@@ -145,7 +145,7 @@ def seed(url: str, vms: int, auth: dict[str, Any]) -> str:
         rows = [vm_row(admin_id, index, base + timedelta(seconds=index)) for index in range(vms)]
         with store.engine.begin() as conn:
             for start in range(0, len(rows), 2000):
-                conn.execute(insert(VirtualMachine.__table__), rows[start:start + 2000])
+                conn.execute(insert(VirtualMachine), rows[start:start + 2000])
         return admin_id
     finally:
         store.dispose()

@@ -74,21 +74,24 @@ def _after(columns: Sequence[Any], values: Sequence[Any], descending: bool) -> C
 
 
 def fetch(session: Session, query: Select[Any], key: Sequence[Any], page: PageRequest, kind: str,
-          descending: bool = False, keep: Callable[[Any], bool] | None = None) -> tuple[list[Any], str | None]:
+          descending: bool = False, keep: Callable[[Any], bool] | None = None,
+          core: bool = False) -> tuple[list[Any], str | None]:
     """(rows of `query` in key order, the next cursor or None). `keep` filters rows in Python (the page is
-    still filled to `limit` kept rows). Each row comes back without the key columns appended here."""
+    still filled to `limit` kept rows). Each row comes back without the key columns appended here.
+    `core`: the query selects columns only, so it runs on the session's connection, without the ORM."""
     arity = len(key)
     query = query.add_columns(*key).order_by(*(column.desc() if descending else column for column in key))
     if page.token is not None:
         query = query.where(_after(key, decode(kind, page.token, arity), descending))
     size = page.size
+    execute = session.connection().execute if core else session.execute
     if size is None:
-        rows = [row for row in session.execute(query) if keep is None or keep(row)]
+        rows = [row for row in execute(query).all() if keep is None or keep(row)]
         return [tuple(row[:-arity]) for row in rows], None
     kept: list[Any] = []
     batch = query.limit(size + 1)
     while True:
-        rows = list(session.execute(batch))
+        rows = list(execute(batch).all())
         kept.extend(row for row in rows if keep is None or keep(row))
         if len(kept) > size or len(rows) <= size:
             break

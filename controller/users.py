@@ -97,6 +97,6 @@ IDENTITY_FIELDS = ("id", "username", "email", "role")
 def identity(session: Session, user_id: str) -> dict[str, str] | None:
     """The user's public fields (id, username, email, role) with one Core query, for the per-request
     token check and /api/auth/me; None for a user that no longer exists."""
-    row = session.execute(select(*(User.__table__.c[name] for name in IDENTITY_FIELDS))
-                          .where(User.id == user_id)).first()
+    row = session.connection().execute(select(*(User.__table__.c[name] for name in IDENTITY_FIELDS))
+                                       .where(User.id == user_id)).first()
     return dict(zip(IDENTITY_FIELDS, row, strict=True)) if row is not None else None

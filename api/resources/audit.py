@@ -19,7 +19,7 @@ class AuditLogs:
         "offset": "Records to skip (default 0; not with continue).",
         "action": "Only this action, e.g. create_vm.",
         "resource_id": "Only records about this resource.",
-    })}
+    }, query_schemas={"limit": {"type": "integer", "minimum": 1}, "offset": {"type": "integer", "minimum": 0}})}
 
     def __init__(self, store: Store) -> None:
         self.store = store

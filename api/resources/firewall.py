@@ -7,7 +7,7 @@ import falcon
 from api.resources import Op
 from api.resources.vms import Nudge
 from api.schemas import DeletedOut, Envelope, Paged, RuleOut, envelope, paged, rule_dict
-from api.validation import PAGE_QUERY, page_param, parse_body
+from api.validation import PAGE_QUERY, PAGE_QUERY_SCHEMAS, page_param, parse_body
 from controller import firewall
 from controller.specs import RuleCreate, RuleUpdate
 from controller.store import Store
@@ -15,7 +15,8 @@ from controller.store import Store
 
 class VmRules:
     docs = {
-        "GET": Op("A VM's firewall rules, in order", Paged[list[RuleOut]], query=dict(PAGE_QUERY)),
+        "GET": Op("A VM's firewall rules, in order", Paged[list[RuleOut]], query=dict(PAGE_QUERY),
+                  query_schemas=PAGE_QUERY_SCHEMAS),
         "POST": Op("Add a rule (appended unless position is given)", Envelope[RuleOut], RuleCreate,
                    status=201, errors=(400, 401, 404, 409)),
     }

@@ -10,7 +10,7 @@ import falcon
 from sqlalchemy import text
 
 from api.resources import Op
-from api.schemas import HealthOut, timestamp
+from api.schemas import HealthOut, ReadyOut, timestamp
 from controller.store import Store
 
 ReadinessCheck = Callable[[], tuple[bool, dict[str, Any]]]
@@ -28,7 +28,7 @@ class Ready:
     """Database reachable, plus whatever the controller adds (Proxmox, last pass); 503 when not ready."""
 
     public = True
-    docs = {"GET": Op("Readiness: database and controller checks", HealthOut, enveloped=False, errors=(503,))}
+    docs = {"GET": Op("Readiness: database and controller checks", ReadyOut, enveloped=False, errors=(503,))}
 
     def __init__(self, store: Store, checks: dict[str, ReadinessCheck] | None = None) -> None:
         self.store = store

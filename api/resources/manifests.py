@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import falcon
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, RootModel
 
 from api.errors import ApiError
 from api.resources import Op
@@ -39,6 +39,17 @@ class PlannedOut(BaseModel):
     id: str | None = Field(description="The VM's id (null for a create in a dry run)")
     vmid: int | None
     changes: list[ChangeOut]
+
+
+class ManifestItems(BaseModel):
+    items: list[VmManifestDocument]
+
+
+class ManifestBody(RootModel[VmManifestDocument | list[VmManifestDocument] | ManifestItems]):
+    """A JSON body: one document, a list of documents, or {"items": [...]} (YAML: a stream of documents)."""
+
+
+_FLAG = {"type": "boolean"}
 
 
 class ApplyOut(BaseModel):
@@ -92,10 +103,11 @@ class ManifestApply:
     docs = {"POST": Op(
         "Server-side apply of manifest documents (application/yaml, or JSON: a document, a list of documents "
         "or {\"items\": [...]}). One transaction: any invalid document and nothing is applied.",
-        Envelope[ApplyOut], VmManifestDocument, errors=(400, 401, 409, 413, 415),
+        Envelope[ApplyOut], ManifestBody, errors=(400, 401, 409, 413, 415),
         query={"dry_run": "true: write nothing, answer the plan",
                "apply_set": "name of the apply set: VMs created by this apply are recorded as its members",
                "prune": "true (needs apply_set): delete the set's VMs no longer in the manifest"},
+        query_schemas={"dry_run": _FLAG, "prune": _FLAG},
         request_types=(MEDIA_YAML, falcon.MEDIA_JSON))}
 
     def __init__(self, store: Store, proxmox: ProxmoxSettings, manifests: ManifestSettings, nudge: Nudge) -> None:
@@ -132,6 +144,7 @@ class ManifestExport:
         query={"format": "yaml (default) or json", "apply_set": "only VMs created by this apply set",
                "label_selector": "k=v[,k2=v2...]: only VMs carrying every one of these labels",
                "name": "only the VM with this name"},
+        query_schemas={"format": {"type": "string", "enum": ["yaml", "json"]}},
         response_types=(falcon.MEDIA_JSON, MEDIA_YAML))}
 
     def __init__(self, store: Store) -> None:

@@ -7,7 +7,7 @@ import falcon
 from api.resources import Op
 from api.resources.vms import Nudge
 from api.schemas import DeletedOut, Envelope, Paged, SnapshotOut, envelope, paged, snapshot_dict
-from api.validation import PAGE_QUERY, page_param, parse_body
+from api.validation import PAGE_QUERY, PAGE_QUERY_SCHEMAS, page_param, parse_body
 from controller import snapshots
 from controller.specs import SnapshotCreate
 from controller.store import Store
@@ -15,7 +15,8 @@ from controller.store import Store
 
 class SnapshotCollection:
     docs = {
-        "GET": Op("A VM's snapshots, oldest first", Paged[list[SnapshotOut]], query=dict(PAGE_QUERY)),
+        "GET": Op("A VM's snapshots, oldest first", Paged[list[SnapshotOut]], query=dict(PAGE_QUERY),
+                  query_schemas=PAGE_QUERY_SCHEMAS),
         "POST": Op("Create a snapshot", Envelope[SnapshotOut], SnapshotCreate, status=201,
                    errors=(400, 401, 404, 409)),
     }

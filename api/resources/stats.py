@@ -9,7 +9,7 @@ import falcon
 from api.errors import ApiError
 from api.resources import Op
 from api.schemas import Envelope, Paged, StatsOut, envelope, paged, stats_dict
-from api.validation import PAGE_QUERY, int_param, page_param
+from api.validation import PAGE_QUERY, PAGE_QUERY_SCHEMAS, int_param, page_param
 from controller import stats
 from controller.store import Store
 from controller.store.models import utcnow
@@ -34,7 +34,9 @@ class SystemStats:
 
 class StatsHistory:
     docs = {"GET": Op("Samples of the last N minutes, oldest first", Paged[list[StatsOut]],
-                      query={"minutes": "How far back (1..10080, default 60).", **PAGE_QUERY})}
+                      query={"minutes": "How far back (1..10080, default 60).", **PAGE_QUERY},
+                      query_schemas={"minutes": {"type": "integer", "minimum": 1, "maximum": MAX_HISTORY_MINUTES},
+                                     **PAGE_QUERY_SCHEMAS})}
 
     def __init__(self, store: Store) -> None:
         self.store = store

@@ -8,7 +8,7 @@ import falcon
 
 from api.resources import Op
 from api.schemas import VM_COLUMNS, DeletedOut, Envelope, Paged, VmOut, envelope, paged, vm_dict, vm_row_dict
-from api.validation import PAGE_QUERY, label_selector_param, page_param, parse_body
+from api.validation import PAGE_QUERY, PAGE_QUERY_SCHEMAS, label_selector_param, page_param, parse_body
 from controller import vms
 from controller.config import ProxmoxSettings
 from controller.specs import VmActionRequest, VmCreate, VmUpdate
@@ -22,7 +22,7 @@ class VmCollection:
         "GET": Op("List the caller's VMs (admins: all), oldest first", Paged[list[VmOut]],
                   query={"name": "only the VM(s) with this name",
                          "label_selector": "k=v[,k2=v2...]: only VMs carrying every one of these labels",
-                         **PAGE_QUERY}),
+                         **PAGE_QUERY}, query_schemas=PAGE_QUERY_SCHEMAS),
         "POST": Op("Create a VM (desired state)", Envelope[VmOut], VmCreate, status=201,
                    errors=(400, 401, 403, 409)),
     }
