@@ -8,6 +8,7 @@ portable SQL; on PostgreSQL the unique constraints do the arbitration.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,6 +63,10 @@ class Store:
         self._writer = sessionmaker(
             self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False
         )
+        # SQLite has one writer at a time. Threads of this process queue on a lock instead of in SQLite's
+        # busy handler, which polls with sleeps of up to 100 ms (POST /api/vms p99 was 800 ms at 16
+        # clients). After the busy timeout a writer goes ahead and lets SQLite arbitrate as before.
+        self._write_lock = threading.RLock() if self.engine.dialect.name == "sqlite" else None
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -71,8 +76,15 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction: committed when the block ends, rolled back on any exception."""
-        with self._writer() as session, session.begin():
-            yield session
+        lock = self._write_lock
+        locked = lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000) if lock is not None else False
+        try:
+            with self._writer() as session, session.begin():
+                yield session
+        finally:
+            if locked:
+                assert lock is not None
+                lock.release()
 
     def upgrade(self) -> None:
         """Bring the schema to the newest Alembic revision."""
