@@ -204,14 +204,7 @@ def insert_vm(session: Session, owner_id: str, spec: VmCreate, vmid_range: tuple
     if not node:
         raise Invalid("is required (no proxmox.default_node is configured)", field="node")
     _check_name_free(session, owner_id, spec.name)
-
-    now = utcnow()
-    vm = VirtualMachine(
-        owner_id=owner_id, name=spec.name, node=node, cpu_cores=spec.cpu_cores, memory_mb=spec.memory_mb,
-        disk_gb=spec.disk_gb, power_state=spec.power_state, labels=dict(spec.labels), apply_set=apply_set,
-        generation=1, observed_generation=0, sync_status="pending", status="unknown", created_at=now,
-        updated_at=now,
-    )
+    vm = new_vm(owner_id, spec, node, apply_set)
     # SQLite serialises writers (BEGIN IMMEDIATE); on PostgreSQL the unique index arbitrates and we retry.
     for _attempt in range(VMID_ATTEMPTS):
         vm.vmid = next_vmid(session, *vmid_range)
@@ -223,6 +216,44 @@ def insert_vm(session: Session, owner_id: str, spec: VmCreate, vmid_range: tuple
         except IntegrityError:
             _check_name_free(session, owner_id, spec.name)
     raise Conflict("could not reserve a vmid; try again")
+
+
+def new_vm(owner_id: str, spec: VmCreate, node: str, apply_set: str | None = None) -> VirtualMachine:
+    """A new VM's row object, without a vmid and not yet added (insert_vm, or a bulk insert, does that)."""
+    now = utcnow()
+    return VirtualMachine(
+        owner_id=owner_id, name=spec.name, node=node, cpu_cores=spec.cpu_cores, memory_mb=spec.memory_mb,
+        disk_gb=spec.disk_gb, power_state=spec.power_state, labels=dict(spec.labels), apply_set=apply_set,
+        generation=1, observed_generation=0, sync_status="pending", status="unknown", created_at=now,
+        updated_at=now,
+    )
+
+
+def insert_vms(session: Session, owner_id: str, specs: list[tuple[VmCreate, str]], vmid_range: tuple[int, int],
+               apply_set: str | None = None) -> list[VirtualMachine] | None:
+    """Many new VMs (spec, node) with consecutive vmids in one flush, for a bulk apply whose names the
+    caller has checked; None (nothing written) when they do not fit above the highest vmid or another
+    writer took one of those vmids meanwhile: the caller then inserts them one by one (insert_vm)."""
+    low, high = vmid_range
+    highest = session.scalar(select(func.max(VirtualMachine.vmid)).where(
+        VirtualMachine.vmid >= low, VirtualMachine.vmid <= high))
+    first = low if highest is None else highest + 1
+    if not specs or first + len(specs) - 1 > high:
+        return None
+    made = []
+    try:
+        with session.begin_nested():
+            for offset, (spec, node) in enumerate(specs):
+                vm = new_vm(owner_id, spec, node, apply_set)
+                vm.vmid = first + offset
+                session.add(vm)
+                made.append(vm)
+            session.flush()
+    except IntegrityError:
+        for vm in made:
+            session.expunge(vm)
+        return None
+    return made
 
 
 def spec_of(vm: VirtualMachine) -> dict[str, Any]:

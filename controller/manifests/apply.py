@@ -79,6 +79,7 @@ def apply_manifests(session: Session, actor: Actor, manifests: list[VmManifest],
     result = ApplyResult(objects, options)
     if options.dry_run:
         return result
+    _insert_creates(session, actor.user_id, objects, options)
     for item in objects:
         if item.action == "unchanged":
             continue
@@ -91,15 +92,32 @@ def apply_manifests(session: Session, actor: Actor, manifests: list[VmManifest],
     return result
 
 
+def _insert_creates(session: Session, owner_id: str, objects: list[PlannedObject], options: ApplyOptions) -> None:
+    """The plan's new VMs in one bulk insert (the plan has checked their names against the owner's VMs)."""
+    creates = [item for item in objects if item.action == "create" and item.create_spec is not None]
+    if len(creates) < 2:
+        return
+    specs = [(item.create_spec, item.create_spec.node or options.default_node or "") for item in creates
+             if item.create_spec is not None]
+    made = vms.insert_vms(session, owner_id, specs, options.vmid_range, apply_set=options.apply_set)
+    for item, vm in zip(creates, made or [], strict=False):
+        item.vm = vm
+
+
 def _write(session: Session, owner_id: str, item: PlannedObject, options: ApplyOptions) -> VirtualMachine:
-    if item.action == "create":
+    if item.action == "create" and item.vm is not None:  # bulk-inserted by _insert_creates
+        vm = item.vm
+        bulk = True
+    elif item.action == "create":
         assert item.create_spec is not None
+        bulk = False
         vm = vms.insert_vm(session, owner_id, item.create_spec, options.vmid_range, options.default_node,
                        apply_set=options.apply_set)
         item.vm = vm
     else:
         assert item.vm is not None
         vm = item.vm
+        bulk = False
     if item.action == "delete":
         vms.mark_for_deletion(vm)
         return vm
@@ -124,7 +142,8 @@ def _write(session: Session, owner_id: str, item: PlannedObject, options: ApplyO
             vms.mark_changed(vm)
         else:
             vm.updated_at = now
-    session.flush()
+    if not bulk:  # a bulk create's rows (and audit record) go in one flush with the others
+        session.flush()
     return vm
 
 
