@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_
+from sqlalchemy import Integer, and_, bindparam, or_
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement, Select
 
@@ -63,6 +63,10 @@ def decode(kind: str, token: str, arity: int) -> list[Any]:
                       field="continue") from None
 
 
+def _bound(values: Sequence[Any]) -> dict[str, Any]:
+    return {f"_after{index}": value for index, value in enumerate(values)}
+
+
 def _after(columns: Sequence[Any], values: Sequence[Any], descending: bool) -> ColumnElement[bool]:
     """Rows strictly after `values` in the lexicographic order of `columns`."""
     terms = []
@@ -73,29 +77,59 @@ def _after(columns: Sequence[Any], values: Sequence[Any], descending: bool) -> C
     return or_(*terms)
 
 
+_STATEMENTS: dict[tuple[Any, ...], Select[Any]] = {}
+
+
+def _statement(query: Select[Any], key: Sequence[Any], descending: bool, after: bool, limited: bool,
+               cache: bool) -> Select[Any]:
+    """`query` in key order, optionally after bound key values (`_after0`...) and with a bound `_limit`.
+    With `cache` (a query object built once, e.g. by an lru_cache), the statement is built once too:
+    SQLAlchemy then skips recomputing its cache key, about 0.2 ms per statement of 20 columns."""
+    memo = (query, tuple(str(column) for column in key), descending, after, limited)
+    if cache and memo in _STATEMENTS:
+        return _STATEMENTS[memo]
+    statement = query.add_columns(*key).order_by(*(column.desc() if descending else column for column in key))
+    if after:
+        statement = statement.where(_after(key, [bindparam(f"_after{index}", type_=column.type)
+                                                 for index, column in enumerate(key)], descending))
+    if limited:
+        statement = statement.limit(bindparam("_limit", type_=Integer()))
+    if cache:
+        if len(_STATEMENTS) > 256:
+            _STATEMENTS.clear()
+        _STATEMENTS[memo] = statement
+    return statement
+
+
 def fetch(session: Session, query: Select[Any], key: Sequence[Any], page: PageRequest, kind: str,
           descending: bool = False, keep: Callable[[Any], bool] | None = None,
-          core: bool = False) -> tuple[list[Any], str | None]:
+          core: bool = False, params: dict[str, Any] | None = None,
+          cache: bool = False) -> tuple[list[Any], str | None]:
     """(rows of `query` in key order, the next cursor or None). `keep` filters rows in Python (the page is
     still filled to `limit` kept rows). Each row comes back without the key columns appended here.
-    `core`: the query selects columns only, so it runs on the session's connection, without the ORM."""
+    `core`: the query selects columns only, so it runs on the session's connection, without the ORM.
+    `params`: values of the query's own bound parameters; `cache`: see _statement."""
     arity = len(key)
-    query = query.add_columns(*key).order_by(*(column.desc() if descending else column for column in key))
-    if page.token is not None:
-        query = query.where(_after(key, decode(kind, page.token, arity), descending))
     size = page.size
     execute = session.connection().execute if core else session.execute
+    values = dict(params or {})
+    after = page.token is not None
+    if after:
+        assert page.token is not None
+        values.update(_bound(decode(kind, page.token, arity)))
     if size is None:
-        rows = [row for row in execute(query).all() if keep is None or keep(row)]
+        statement = _statement(query, key, descending, after, False, cache)
+        rows = [row for row in execute(statement, values).all() if keep is None or keep(row)]
         return [tuple(row[:-arity]) for row in rows], None
     kept: list[Any] = []
-    batch = query.limit(size + 1)
+    values["_limit"] = size + 1
     while True:
-        rows = list(execute(batch).all())
+        rows = list(execute(_statement(query, key, descending, after, True, cache), values).all())
         kept.extend(row for row in rows if keep is None or keep(row))
         if len(kept) > size or len(rows) <= size:
             break
-        batch = query.where(_after(key, tuple(rows[-1][-arity:]), descending)).limit(size + 1)
+        after = True
+        values.update(_bound(tuple(rows[-1][-arity:])))
     more = len(kept) > size
     kept = kept[:size]
     token = encode(kind, tuple(kept[-1][-arity:])) if more and kept else None

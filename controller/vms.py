@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, String, TypeDecorator, func, select, type_coerce
+from sqlalchemy import JSON, String, TypeDecorator, bindparam, func, select, type_coerce
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -83,18 +83,37 @@ def _hot_columns(columns: tuple[str, ...]) -> list[Any]:
     return picked
 
 
+@functools.lru_cache(maxsize=64)
+def _list_query(columns: tuple[str, ...], admin: bool, by_name: bool, with_labels: bool) -> Any:
+    """The hot list's statement, built once per shape (its values are bound parameters)."""
+    query = select(*_hot_columns(columns))
+    if not admin:
+        query = query.where(VirtualMachine.owner_id == bindparam("owner_id"))
+    if by_name:
+        query = query.where(VirtualMachine.name == bindparam("name"))
+    if with_labels:
+        query = query.add_columns(type_coerce(VirtualMachine.labels, _FastJson()))
+    return query
+
+
+@functools.lru_cache(maxsize=64)
+def _get_query(columns: tuple[str, ...], admin: bool) -> Any:
+    query = select(*_hot_columns(columns)).where(VirtualMachine.id == bindparam("vm_id"))
+    return query if admin else query.where(VirtualMachine.owner_id == bindparam("owner_id"))
+
+
 def list_vm_rows(session: Session, actor: Actor, columns: Sequence[str], name: str | None = None,
                  labels: dict[str, str] | None = None, page: pages.PageRequest = pages.ALL,
                  ) -> tuple[list[tuple[Any, ...]], str | None]:
     """As list_vms, but only `columns` (names of VirtualMachine columns), as tuples in that order, one
     Core query for the hot read path; with `page`, one keyset page and the next cursor. Timestamps come
     as the driver's values (text on SQLite, see _DriverValue)."""
-    query = visible(select(*_hot_columns(tuple(columns))), actor)
+    query = _list_query(tuple(columns), actor.is_admin, name is not None, bool(labels))
+    params: dict[str, Any] = {} if actor.is_admin else {"owner_id": actor.user_id}
     if name is not None:
-        query = query.where(VirtualMachine.name == name)
+        params["name"] = name
     keep = None
     if labels:
-        query = query.add_columns(VirtualMachine.labels)
         wanted = labels.items()
 
         def keep(row: Any) -> bool:
@@ -102,15 +121,16 @@ def list_vm_rows(session: Session, actor: Actor, columns: Sequence[str], name: s
             return all(have.get(key) == value for key, value in wanted)
 
     rows, token = pages.fetch(session, query, (VirtualMachine.created_at, VirtualMachine.vmid), page, "vms",
-                              keep=keep, core=True)
+                              keep=keep, core=True, params=params, cache=True)
     return ([row[:len(columns)] for row in rows] if labels else rows), token
 
 
 def get_vm_row(session: Session, actor: Actor, vm_id: str, columns: Sequence[str]) -> tuple[Any, ...]:
     """As get_vm, but only `columns` as a tuple (one Core query for the hot read path; timestamps as in
     list_vm_rows)."""
-    query = visible(select(*_hot_columns(tuple(columns))), actor).where(VirtualMachine.id == vm_id)
-    row = session.connection().execute(query).first()
+    query = _get_query(tuple(columns), actor.is_admin)
+    params = {"vm_id": vm_id} if actor.is_admin else {"vm_id": vm_id, "owner_id": actor.user_id}
+    row = session.connection().execute(query, params).first()
     if row is None:
         raise NotFound("virtual machine not found")
     return tuple(row)
