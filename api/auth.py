@@ -149,8 +149,8 @@ class AuthMiddleware:
             raise _unauthorized("token expired") from None
         except jwt.InvalidTokenError:
             raise _unauthorized("invalid token") from None
-        with self.store.read() as session:
-            user = users.identity(session, str(claims["sub"]))  # one Core row; /api/auth/me answers it
+        with self.store.connect() as conn:
+            user = users.identity(conn, str(claims["sub"]))  # one Core row; /api/auth/me answers it
             if user is None:
                 raise _unauthorized("invalid token")
             req.context.actor = Actor(user_id=user["id"], role=user["role"], ip_address=req.context.client_ip)

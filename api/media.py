@@ -19,7 +19,14 @@ def dumps(value: Any) -> bytes:
     try:
         return orjson.dumps(value)
     except TypeError:
-        return json.dumps(value, ensure_ascii=False).encode()
+        return json.dumps(value, ensure_ascii=False, default=_fragment).encode()
+
+
+def _fragment(value: Any) -> Any:
+    """Stored JSON embedded as is (orjson.Fragment, see controller.vms), for the fallback encoder."""
+    if isinstance(value, orjson.Fragment):
+        return orjson.loads(value.contents)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def install(app: falcon.App) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, or_
+from sqlalchemy import Connection, Integer, and_, bindparam, or_
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement, Select
 
@@ -101,7 +101,7 @@ def _statement(query: Select[Any], key: Sequence[Any], descending: bool, after: 
     return statement
 
 
-def fetch(session: Session, query: Select[Any], key: Sequence[Any], page: PageRequest, kind: str,
+def fetch(session: Session | Connection, query: Select[Any], key: Sequence[Any], page: PageRequest, kind: str,
           descending: bool = False, keep: Callable[[Any], bool] | None = None,
           core: bool = False, params: dict[str, Any] | None = None,
           cache: bool = False) -> tuple[list[Any], str | None]:
@@ -111,7 +111,10 @@ def fetch(session: Session, query: Select[Any], key: Sequence[Any], page: PageRe
     `params`: values of the query's own bound parameters; `cache`: see _statement."""
     arity = len(key)
     size = page.size
-    execute = session.connection().execute if core else session.execute
+    if isinstance(session, Session):
+        execute = session.connection().execute if core else session.execute
+    else:
+        execute = session.execute
     values = dict(params or {})
     after = page.token is not None
     if after:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from controller import audit
@@ -97,9 +97,10 @@ IDENTITY_FIELDS = ("id", "username", "email", "role")
 _IDENTITY = select(*(User.__table__.c[name] for name in IDENTITY_FIELDS)).where(User.id == bindparam("user_id"))
 
 
-def identity(session: Session, user_id: str) -> dict[str, str] | None:
+def identity(session: Session | Connection, user_id: str) -> dict[str, str] | None:
     """The user's public fields (id, username, email, role) with one Core query, for the per-request
     token check and /api/auth/me; None for a user that no longer exists. The statement is built once
     (SQLAlchemy then skips recomputing its cache key on every request)."""
-    row = session.connection().execute(_IDENTITY, {"user_id": user_id}).first()
+    conn = session.connection() if isinstance(session, Session) else session
+    row = conn.execute(_IDENTITY, {"user_id": user_id}).first()
     return dict(zip(IDENTITY_FIELDS, row, strict=True)) if row is not None else None

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, String, TypeDecorator, bindparam, func, select, type_coerce
+from sqlalchemy import JSON, Connection, String, TypeDecorator, bindparam, func, select, type_coerce
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -49,6 +49,20 @@ def list_vms(session: Session, actor: Actor, name: str | None = None,
     return [vm for vm in found if matches_labels(vm, labels)] if labels else found
 
 
+class _JsonFragment(TypeDecorator[Any]):
+    """A JSON column read for an answer: SQLite's stored JSON text goes out as it is (orjson.Fragment,
+    embedded verbatim by orjson.dumps) instead of being decoded and encoded again; JSON null is None.
+    PostgreSQL's driver decodes JSON itself: those values pass through as dicts."""
+
+    impl = String
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if isinstance(value, str | bytes):
+            return None if value == "null" else orjson.Fragment(value)
+        return value
+
+
 class _FastJson(TypeDecorator[Any]):
     """A JSON column read for the hot path: orjson instead of json.loads (PostgreSQL's driver decodes itself)."""
 
@@ -75,7 +89,7 @@ def _hot_columns(columns: tuple[str, ...]) -> list[Any]:
     for name in columns:
         column = table.c[name]
         if isinstance(column.type, JSON):
-            picked.append(type_coerce(column, _FastJson()).label(name))
+            picked.append(type_coerce(column, _JsonFragment()).label(name))
         elif isinstance(column.type, UTCDateTime):
             picked.append(type_coerce(column, _DriverValue()).label(name))
         else:
@@ -102,12 +116,13 @@ def _get_query(columns: tuple[str, ...], admin: bool) -> Any:
     return query if admin else query.where(VirtualMachine.owner_id == bindparam("owner_id"))
 
 
-def list_vm_rows(session: Session, actor: Actor, columns: Sequence[str], name: str | None = None,
+def list_vm_rows(session: Session | Connection, actor: Actor, columns: Sequence[str], name: str | None = None,
                  labels: dict[str, str] | None = None, page: pages.PageRequest = pages.ALL,
                  ) -> tuple[list[tuple[Any, ...]], str | None]:
     """As list_vms, but only `columns` (names of VirtualMachine columns), as tuples in that order, one
     Core query for the hot read path; with `page`, one keyset page and the next cursor. Timestamps come
-    as the driver's values (text on SQLite, see _DriverValue)."""
+    as the driver's values (text on SQLite, see _DriverValue), JSON columns as orjson fragments
+    (_JsonFragment): these rows are for answers, not for computing with."""
     query = _list_query(tuple(columns), actor.is_admin, name is not None, bool(labels))
     params: dict[str, Any] = {} if actor.is_admin else {"owner_id": actor.user_id}
     if name is not None:
@@ -125,12 +140,13 @@ def list_vm_rows(session: Session, actor: Actor, columns: Sequence[str], name: s
     return ([row[:len(columns)] for row in rows] if labels else rows), token
 
 
-def get_vm_row(session: Session, actor: Actor, vm_id: str, columns: Sequence[str]) -> tuple[Any, ...]:
+def get_vm_row(session: Session | Connection, actor: Actor, vm_id: str, columns: Sequence[str]) -> tuple[Any, ...]:
     """As get_vm, but only `columns` as a tuple (one Core query for the hot read path; timestamps as in
     list_vm_rows)."""
     query = _get_query(tuple(columns), actor.is_admin)
     params = {"vm_id": vm_id} if actor.is_admin else {"vm_id": vm_id, "owner_id": actor.user_id}
-    row = session.connection().execute(query, params).first()
+    conn = session.connection() if isinstance(session, Session) else session
+    row = conn.execute(query, params).first()
     if row is None:
         raise NotFound("virtual machine not found")
     return tuple(row)

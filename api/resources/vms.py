@@ -32,8 +32,8 @@ class VmCollection:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         name, selector, page = req.get_param("name"), label_selector_param(req), page_param(req)
-        with self.store.read() as session:
-            rows, token = vms.list_vm_rows(session, req.context.actor, VM_COLUMNS, name=name, labels=selector,
+        with self.store.connect() as conn:
+            rows, token = vms.list_vm_rows(conn, req.context.actor, VM_COLUMNS, name=name, labels=selector,
                                            page=page)
         resp.media = paged([vm_row_dict(row) for row in rows], page.size, token, include=page.paged)
 
@@ -60,8 +60,8 @@ class VmItem:
         self.store, self.nudge = store, nudge
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, vm_id: str) -> None:
-        with self.store.read() as session:
-            row = vms.get_vm_row(session, req.context.actor, vm_id, VM_COLUMNS)
+        with self.store.connect() as conn:
+            row = vms.get_vm_row(conn, req.context.actor, vm_id, VM_COLUMNS)
         resp.media = envelope(vm_row_dict(row))
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, vm_id: str) -> None:
