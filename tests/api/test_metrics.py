@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from controller import metrics
 
 
@@ -42,6 +44,7 @@ def test_http_requests_are_labelled_by_route_template_not_path(api, user_token):
     assert vm["id"] not in text and "secret-name" not in text and "no-such-vm" not in text
 
 
+@pytest.mark.filterwarnings("ignore::wsgiref.validate.WSGIWarning")
 def test_unrouted_paths_and_odd_methods_share_one_label(api):
     api.call("GET", "/api/definitely/not/here/12345")
     api.call("BREW", "/api/health")
