@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-sqlite test-postgres lint clean
+.PHONY: install run test test-sqlite test-postgres lint clean bench bench-smoke
 
 # The PostgreSQL half of `make test` (each run creates, and drops, a database of its own on this server).
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
@@ -23,7 +23,7 @@ run: install
 	$(BIN)/pvem serve --demo
 
 lint: install
-	$(BIN)/ruff check api controller tests
+	$(BIN)/ruff check api controller tests bench
 	$(BIN)/mypy
 
 # The whole suite on SQLite, then again on PostgreSQL when a server answers on 127.0.0.1:5432
@@ -41,6 +41,13 @@ test-postgres: install
 	else \
 		echo "PostgreSQL half skipped: no server answers on 127.0.0.1:5432 (set PVEM_TEST_DATABASE_URL to run it)"; \
 	fi
+
+# Benchmarks (bench/README.md): the full run takes several minutes; the smoke run (CI) under a minute.
+bench: install
+	$(BIN)/python -m bench
+
+bench-smoke: install
+	$(BIN)/python -m bench --smoke
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

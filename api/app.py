@@ -11,7 +11,7 @@ from typing import Any
 import falcon
 
 from api import auth as api_auth
-from api import errors, openapi
+from api import errors, media, openapi
 from api.middleware import BodyLimit, RequestContext, SecurityHeaders
 from api.resources import Op
 from api.resources.audit import AuditLogs
@@ -20,6 +20,7 @@ from api.resources.cluster import ClusterReader, ClusterVms, VmImport
 from api.resources.firewall import RuleItem, VmRules
 from api.resources.health import Health, ReadinessCheck, Ready
 from api.resources.manifests import ManifestApply, ManifestExport
+from api.resources.metrics import Metrics
 from api.resources.snapshots import SnapshotCollection, SnapshotItem, SnapshotRollback
 from api.resources.stats import StatsHistory, SystemStats
 from api.resources.templates import TemplateCollection
@@ -66,6 +67,7 @@ def create_app(
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
+    media.install(app)
 
     routes: list[tuple[str, object]] = [
         ("/auth/register", Register(store, tokens, passwords, settings.auth.allow_registration,
@@ -101,6 +103,7 @@ def create_app(
         ("/health/ready", Ready(store, readiness)),
     ]
     routes = [(PREFIX + path, resource) for path, resource in routes]
+    routes.append(("/metrics", Metrics(store)))
     routes.append((PREFIX + "/openapi.json", OpenApiDocument(routes)))
     for path, resource in routes:
         app.add_route(path, resource)

@@ -1,4 +1,5 @@
-"""Request plumbing: request ids, one structured log line per request, security headers, body size limits."""
+"""Request plumbing: request ids, one structured log line and the HTTP metrics per request, security headers,
+body size limits."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import falcon
 import structlog
 
 from api.errors import ApiError
+from controller import metrics
 from controller.log import get_logger
 
 log = get_logger("pvem.access")
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 
 class RequestContext:
@@ -29,7 +32,11 @@ class RequestContext:
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource: object,
                          req_succeeded: bool) -> None:
         started = getattr(req.context, "started", None)
-        duration_ms = round((time.perf_counter() - started) * 1000, 2) if started else None
+        elapsed = time.perf_counter() - started if started else 0.0
+        duration_ms = round(elapsed * 1000, 2) if started else None
+        # The route template (`/api/vms/{vm_id}`), never the raw path: ids must not become label values.
+        method = req.method if req.method in _METHODS else "other"
+        metrics.observe_http(method, req.uri_template or "unmatched", resp.status_code, elapsed)
         log.info("request", method=req.method, path=req.path, status=resp.status_code,
                  duration_ms=duration_ms, user_id=getattr(req.context, "user_id", None),
                  client_ip=getattr(req.context, "client_ip", None))

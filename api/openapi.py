@@ -7,7 +7,7 @@ module walks the registered routes, so a route cannot exist without appearing he
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, get_args
 
 import falcon
 from pydantic import BaseModel
@@ -15,6 +15,7 @@ from pydantic.json_schema import models_json_schema
 
 from api.resources import Op
 from api.schemas import ErrorOut
+from controller.specs import Direction, PowerAction, RuleAction
 
 REF = "#/components/schemas/{model}"
 _PARAM = re.compile(r"{(\w+)}")
@@ -23,6 +24,28 @@ _DESCRIPTIONS = {
     403: "Forbidden", 404: "Not found", 409: "Conflict", 413: "Body too large", 415: "Unsupported media type",
     429: "Too many requests", 503: "Not ready",
 }
+_PROTOCOLS = ["tcp", "udp", "icmp"]  # the canonical spelling; the API accepts any case (the contract shows "TCP")
+# (schema, property) -> allowed values, where the models keep a plain str (for their own error wording).
+_ENUMS: dict[tuple[str, str], list[str]] = {
+    ("VmActionRequest", "action"): list(get_args(PowerAction)),
+    ("RuleCreate", "protocol"): _PROTOCOLS, ("RuleUpdate", "protocol"): _PROTOCOLS,
+    ("RuleSpec", "protocol"): _PROTOCOLS,
+    ("RuleOut", "action"): list(get_args(RuleAction)), ("RuleOut", "direction"): list(get_args(Direction)),
+}
+_UUID_PROPERTIES = {"id", "vm_id", "owner_id", "user_id", "snapshot_id", "rule_id"}
+_NOT_UUID = {"ProblemOut", "ErrorOut", "ChangeOut", "PlannedOut"}  # `id` there is not always one
+_GROUPS = {"auth": "auth", "vms": "vms", "firewall": "firewall", "manifests": "manifests", "stats": "stats",
+           "audit-logs": "audit", "health": "health", "openapi.json": "meta", "metrics": "meta"}
+_TAGS = [
+    {"name": "auth", "description": "Accounts and tokens"},
+    {"name": "vms", "description": "Virtual machines: desired state, power actions, snapshots, rules per VM"},
+    {"name": "firewall", "description": "Firewall rules by id"},
+    {"name": "manifests", "description": "Server-side apply and export of manifest documents"},
+    {"name": "stats", "description": "System figures"},
+    {"name": "audit", "description": "The audit trail"},
+    {"name": "health", "description": "Liveness and readiness"},
+    {"name": "meta", "description": "This document and Prometheus metrics"},
+]
 
 
 def build(routes: list[tuple[str, object]], version: str) -> dict[str, Any]:
@@ -44,14 +67,17 @@ def build(routes: list[tuple[str, object]], version: str) -> dict[str, Any]:
         paths.setdefault(path, {})[method.lower()] = _operation(path, method, op, refs,
                                                                 public=getattr(_resource(routes, path),
                                                                                "public", False))
+    schemas = definitions.get("$defs", {})
+    _tighten(schemas)
     return {
         "openapi": "3.1.0",
         "info": {"title": "pvem — PVE Manager API", "version": version,
                  "description": "Declarative Proxmox VE management: desired state in, converged cluster out."},
         "servers": [{"url": "/"}],
+        "tags": _TAGS,
         "paths": paths,
         "components": {
-            "schemas": definitions.get("$defs", {}),
+            "schemas": schemas,
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
         "security": [{"bearerAuth": []}],
@@ -66,12 +92,14 @@ def _operation(path: str, method: str, op: Op, refs: dict[Any, Any], public: boo
     operation: dict[str, Any] = {
         "summary": op.summary,
         "operationId": _operation_id(method, path),
+        "tags": [_group(path)],
         "responses": {},
     }
-    parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+    parameters = [{"name": name, "in": "path", "required": True,
+                   "schema": {"type": "string", "format": "uuid"} if name in _UUID_PROPERTIES else {"type": "string"}}
                   for name in _PARAM.findall(path)]
     parameters += [{"name": name, "in": "query", "required": False, "description": text,
-                    "schema": {"type": "string"}} for name, text in op.query.items()]
+                    "schema": op.query_schemas.get(name, {"type": "string"})} for name, text in op.query.items()]
     if parameters:
         operation["parameters"] = parameters
     if op.request is not None:
@@ -83,6 +111,8 @@ def _operation(path: str, method: str, op: Op, refs: dict[Any, Any], public: boo
         schema = refs[(op.response, "serialization")]
         success["content"] = {media: {"schema": schema if "json" in media else {"type": "string"}}
                               for media in op.response_types}
+    elif "application/json" not in op.response_types:
+        success["content"] = {media: {"schema": {"type": "string"}} for media in op.response_types}
     operation["responses"][str(op.status)] = success
     error_ref = refs[(ErrorOut, "serialization")]
     for code in sorted({*op.errors, *(() if public else (401,))}):
@@ -93,6 +123,34 @@ def _operation(path: str, method: str, op: Op, refs: dict[Any, Any], public: boo
     if public:
         operation["security"] = []
     return operation
+
+
+def _group(path: str) -> str:
+    parts = [part for part in path.split("/") if part]
+    first = parts[1] if parts[:1] == ["api"] and len(parts) > 1 else (parts[0] if parts else "meta")
+    return _GROUPS.get(first, first)
+
+
+def _tighten(schemas: dict[str, Any]) -> None:
+    """Formats and enums pydantic cannot see: timestamps are date-time, ids uuid, some strings enums."""
+    for name, schema in schemas.items():
+        for prop, spec in (schema.get("properties") or {}).items():
+            values = _ENUMS.get((name, prop))
+            if values is not None:
+                _on_strings(spec, {"enum": values})
+            if prop.endswith("_at") or prop == "timestamp":
+                _on_strings(spec, {"format": "date-time"})
+            elif prop in _UUID_PROPERTIES and name not in _NOT_UUID:
+                _on_strings(spec, {"format": "uuid"})
+
+
+def _on_strings(spec: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Add `extra` to the string branch of `spec` (itself, or inside anyOf for optional fields)."""
+    if spec.get("type") == "string":
+        spec.update(extra)
+    for branch in spec.get("anyOf", []):
+        if branch.get("type") == "string":
+            branch.update(extra)
 
 
 def _operation_id(method: str, path: str) -> str:

@@ -164,12 +164,7 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
         app = create_app(settings, store, nudge=nudge,
                          readiness=controller.readiness_checks() if controller else {"leader": leader_check(store)},
                          passwords=passwords, importer=importer)
-        _json_waitress_errors()
-        server = waitress.create_server(
-            app, host=settings.server.host, port=settings.server.port, threads=settings.server.threads,
-            max_request_body_size=settings.server.max_body_bytes, ident="pvem",
-            clear_untrusted_proxy_headers=False,
-        )
+        server = create_server(app, settings)
     if controller is not None:
         controller.start()
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -202,6 +197,18 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
             runtime.fake.stop()
     log.info("stopped")
     return 0
+
+
+def create_server(app: Any, settings: Settings) -> Any:
+    """The waitress server pvem runs (also what bench/ serves its reference endpoints with)."""
+    _json_waitress_errors()
+    return waitress.create_server(
+        app, host=settings.server.host, port=settings.server.port, threads=settings.server.threads,
+        max_request_body_size=settings.server.max_body_bytes, ident="pvem",
+        clear_untrusted_proxy_headers=False, connection_limit=settings.server.connection_limit,
+        channel_timeout=settings.server.channel_timeout_seconds,
+        asyncore_use_poll=True,  # poll(), not select(): past 1024 descriptors select() fails
+    )
 
 
 def _announce(address: str, runtime: Runtime) -> None:

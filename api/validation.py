@@ -12,6 +12,7 @@ import falcon
 from pydantic import BaseModel, ValidationError
 
 from api.errors import ApiError
+from controller import pages
 from controller.specs import error_messages, parse_label_selector
 
 M = TypeVar("M", bound=BaseModel)
@@ -95,3 +96,24 @@ def label_selector_param(req: falcon.Request) -> dict[str, str] | None:
         return parse_label_selector(raw)
     except ValueError as exc:
         raise ApiError(400, f"label_selector: {exc}", field="label_selector") from None
+
+
+PAGE_QUERY = {
+    "limit": f"Page size (1..{pages.MAX_LIMIT}). Without it (and without continue) the whole list is answered.",
+    "continue": "The `pagination.continue` value of the previous page (an opaque keyset cursor).",
+}
+
+
+PAGE_QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
+    "limit": {"type": "integer", "minimum": 1, "maximum": pages.MAX_LIMIT},
+}
+
+
+def page_param(req: falcon.Request, max_limit: int = pages.MAX_LIMIT) -> pages.PageRequest:
+    """`?limit=N&continue=...`; an empty value counts as absent. A bad cursor is refused when decoded."""
+    raw = req.get_param("limit")
+    limit = None if raw is None or raw == "" else int_param(req, "limit", 0, 1, max_limit)
+    token = req.get_param("continue") or None
+    if token is not None and (len(token) > 1024 or not token.isascii()):
+        raise ApiError(400, "continue: is not a cursor of this list", field="continue")
+    return pages.PageRequest(limit=limit, token=token)

@@ -97,8 +97,8 @@ def _load(ports: list[int], seconds: float, request: Callable[[http.client.HTTPC
 def run(seconds: float = 5.0) -> list[Row]:
     server = create_engine(make_url(SERVER_URL), isolation_level="AUTOCOMMIT")
     name = f"pvem_bench_{uuid.uuid4().hex[:8]}"
-    with server.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    with server.connect() as db:
+        db.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
     env = {key: value for key, value in os.environ.items() if not key.startswith("PVEM_")}
     env.update({"PVEM_DATABASE__URL": url, "PVEM_AUTH__JWT_SECRET": SECRET, "PVEM_AUTH__ADMIN_EMAIL": ADMIN[0],
@@ -147,8 +147,8 @@ def run(seconds: float = 5.0) -> list[Row]:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        with server.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        with server.connect() as db:
+            db.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         server.dispose()
 
 

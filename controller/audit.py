@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from controller import pages
 from controller.actor import Actor
 from controller.store.models import AuditLog
 
@@ -53,14 +54,26 @@ def list_records(
     resource_id: str | None = None,
 ) -> list[AuditLog]:
     """Newest first. Users see records they made or about resources they own; admins see all."""
-    query = select(AuditLog).order_by(AuditLog.seq.desc()).limit(limit).offset(offset)
+    query = _visible(select(AuditLog), viewer, action, resource_id)
+    return list(session.scalars(query.order_by(AuditLog.seq.desc()).limit(limit).offset(offset)))
+
+
+def list_page(session: Session, viewer: Actor, page: pages.PageRequest, action: str | None = None,
+              resource_id: str | None = None) -> tuple[list[AuditLog], str | None]:
+    """As list_records, from a keyset cursor (`seq` below the last one seen): a deep page costs a shallow one."""
+    rows, token = pages.fetch(session, _visible(select(AuditLog), viewer, action, resource_id), (AuditLog.seq,),
+                              page, "audit", descending=True)
+    return [row[0] for row in rows], token
+
+
+def _visible(query: Any, viewer: Actor, action: str | None, resource_id: str | None) -> Any:
     if not viewer.is_admin:
         query = query.where(or_(AuditLog.user_id == viewer.user_id, AuditLog.owner_id == viewer.user_id))
     if action:
         query = query.where(AuditLog.action == action)
     if resource_id:
         query = query.where(AuditLog.resource_id == resource_id)
-    return list(session.scalars(query))
+    return query
 
 
 ADMIN_HIDDEN_DETAILS = ("token_id", "token_name")

@@ -38,6 +38,10 @@ class ServerSettings(_Section):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     # Addresses (or CIDRs) of reverse proxies whose X-Forwarded-For is believed.
     trusted_proxies: list[str] = Field(default_factory=list)
+    # Open connections waitress accepts (idle keep-alive sockets count) and how long an idle one is kept:
+    # waitress's own 100 / 120 s let ~100 idle sockets make the API unreachable.
+    connection_limit: int = Field(1000, ge=1, le=100_000)
+    channel_timeout_seconds: int = Field(30, ge=1, le=3600)
 
 
 class DatabaseSettings(_Section):
@@ -130,7 +134,7 @@ class StatsSettings(_Section):
 class ManifestSettings(_Section):
     """Bounds on one `POST /api/manifests` request (its size is bounded by server.max_body_bytes)."""
 
-    max_documents: int = Field(500, ge=1)
+    max_documents: int = Field(5000, ge=1)
     max_depth: int = Field(32, ge=4, le=1000)
     max_aliases: int = Field(100, ge=0)
     max_nodes: int = Field(100_000, ge=100)

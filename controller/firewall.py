@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller import audit
+from controller import audit, pages
 from controller.actor import Actor
 from controller.errors import Invalid, NotFound
 from controller.specs import RuleCreate, RuleUpdate, rule_problem
@@ -45,6 +45,15 @@ def _renumber(session: Session, rules: list[FirewallRule]) -> None:
 
 def list_rules(session: Session, actor: Actor, vm_id: str) -> list[FirewallRule]:
     return _rules_of(session, get_vm(session, actor, vm_id).id)
+
+
+def list_rules_page(session: Session, actor: Actor, vm_id: str,
+                    page: pages.PageRequest) -> tuple[list[FirewallRule], str | None]:
+    """One keyset page of list_rules (same order, position then age) and the next cursor."""
+    vm = get_vm(session, actor, vm_id)
+    rows, token = pages.fetch(session, select(FirewallRule).where(FirewallRule.vm_id == vm.id),
+                              (FirewallRule.position, FirewallRule.created_at, FirewallRule.id), page, "rules")
+    return [row[0] for row in rows], token
 
 
 def get_rule(session: Session, actor: Actor, rule_id: str,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller import audit
+from controller import audit, pages
 from controller.actor import Actor
 from controller.errors import Conflict, NotFound
 from controller.specs import SnapshotCreate
@@ -21,6 +21,15 @@ def list_snapshots(session: Session, actor: Actor, vm_id: str) -> list[VmSnapsho
     vm = get_vm(session, actor, vm_id)
     query = select(VmSnapshot).where(VmSnapshot.vm_id == vm.id).order_by(VmSnapshot.created_at, VmSnapshot.name)
     return list(session.scalars(query))
+
+
+def list_snapshots_page(session: Session, actor: Actor, vm_id: str,
+                        page: pages.PageRequest) -> tuple[list[VmSnapshot], str | None]:
+    """One keyset page of list_snapshots (same order) and the next cursor."""
+    vm = get_vm(session, actor, vm_id)
+    rows, token = pages.fetch(session, select(VmSnapshot).where(VmSnapshot.vm_id == vm.id),
+                              (VmSnapshot.created_at, VmSnapshot.name), page, "snapshots")
+    return [row[0] for row in rows], token
 
 
 def _get(session: Session, vm_id: str, snapshot_id: str) -> VmSnapshot:

@@ -14,6 +14,7 @@ import psutil
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from controller import pages
 from controller.store.models import StatsSample, utcnow
 
 HOST = "host"
@@ -31,6 +32,14 @@ def latest(session: Session, source: str | None = None) -> StatsSample | None:
     if source:
         query = query.where(StatsSample.source == source)
     return session.scalar(query)
+
+
+def history_page(session: Session, source: str, since: datetime,
+                 page: pages.PageRequest) -> tuple[list[StatsSample], str | None]:
+    """One keyset page of history (same order) and the next cursor."""
+    query = select(StatsSample).where(StatsSample.source == source, StatsSample.taken_at >= since)
+    rows, token = pages.fetch(session, query, (StatsSample.taken_at, StatsSample.id), page, "stats")
+    return [row[0] for row in rows], token
 
 
 def history(session: Session, source: str, since: datetime) -> list[StatsSample]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -237,3 +237,17 @@ def tokens_revoked_at(user: User) -> float | None:
 
 def set_tokens_valid_after(session: Session, user_id: str) -> None:
     session.execute(update(User).where(User.id == user_id).values(tokens_valid_after=utcnow()))
+
+IDENTITY_FIELDS = ("id", "username", "email", "role")
+
+
+_IDENTITY = select(*(User.__table__.c[name] for name in IDENTITY_FIELDS)).where(User.id == bindparam("user_id"))
+
+
+def identity(session: Session | Connection, user_id: str) -> dict[str, str] | None:
+    """The user's public fields (id, username, email, role) with one Core query, for the per-request
+    token check and /api/auth/me; None for a user that no longer exists. The statement is built once
+    (SQLAlchemy then skips recomputing its cache key on every request)."""
+    conn = session.connection() if isinstance(session, Session) else session
+    row = conn.execute(_IDENTITY, {"user_id": user_id}).first()
+    return dict(zip(IDENTITY_FIELDS, row, strict=True)) if row is not None else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -21,3 +22,5 @@ class Op:
     query: dict[str, str] = field(default_factory=dict)
     request_types: tuple[str, ...] = ("application/json",)
     response_types: tuple[str, ...] = ("application/json",)
+    # JSON Schemas of query parameters that are not free strings (booleans, integers, enums).
+    query_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)

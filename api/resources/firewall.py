@@ -6,8 +6,8 @@ import falcon
 
 from api.resources import Op
 from api.resources.vms import Nudge
-from api.schemas import DeletedOut, Envelope, RuleOut, envelope, rule_dict
-from api.validation import parse_body
+from api.schemas import DeletedOut, Envelope, Paged, RuleOut, envelope, paged, rule_dict
+from api.validation import PAGE_QUERY, PAGE_QUERY_SCHEMAS, page_param, parse_body
 from controller import firewall
 from controller.specs import RuleCreate, RuleUpdate
 from controller.store import Store
@@ -15,7 +15,8 @@ from controller.store import Store
 
 class VmRules:
     docs = {
-        "GET": Op("A VM's firewall rules, in order", Envelope[list[RuleOut]]),
+        "GET": Op("A VM's firewall rules, in order", Paged[list[RuleOut]], query=dict(PAGE_QUERY),
+                  query_schemas=PAGE_QUERY_SCHEMAS),
         "POST": Op("Add a rule (appended unless position is given)", Envelope[RuleOut], RuleCreate,
                    status=201, errors=(400, 401, 404, 409)),
     }
@@ -24,9 +25,10 @@ class VmRules:
         self.store, self.nudge = store, nudge
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, vm_id: str) -> None:
+        page = page_param(req)
         with self.store.read() as session:
-            rules = firewall.list_rules(session, req.context.actor, vm_id)
-            resp.media = envelope([rule_dict(rule) for rule in rules])
+            rules, token = firewall.list_rules_page(session, req.context.actor, vm_id, page)
+            resp.media = paged([rule_dict(rule) for rule in rules], page.size, token, include=page.paged)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, vm_id: str) -> None:
         spec = parse_body(req, RuleCreate)

@@ -10,7 +10,7 @@ import falcon
 from sqlalchemy import text
 
 from api.resources import Op
-from api.schemas import HealthOut, timestamp
+from api.schemas import HealthOut, ReadyOut, timestamp
 from controller.store import Store
 
 ReadinessCheck = Callable[[], tuple[bool, dict[str, Any]]]
@@ -29,7 +29,7 @@ class Ready:
 
     public = True
     optional_auth = True  # details (hosts, ports, error texts) only for an admin's token
-    docs = {"GET": Op("Readiness: database and controller checks (details for admins only)", HealthOut,
+    docs = {"GET": Op("Readiness: database and controller checks (details for admins only)", ReadyOut,
                       enveloped=False, errors=(503,))}
 
     def __init__(self, store: Store, checks: dict[str, ReadinessCheck] | None = None) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import falcon
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, RootModel
 
 from api.errors import ApiError
 from api.resources import Op
@@ -41,6 +41,17 @@ class PlannedOut(BaseModel):
     vmid: int | None
     impact: str = Field(description="The worst impact among the object's changes")
     changes: list[ChangeOut]
+
+
+class ManifestItems(BaseModel):
+    items: list[VmManifestDocument]
+
+
+class ManifestBody(RootModel[VmManifestDocument | list[VmManifestDocument] | ManifestItems]):
+    """A JSON body: one document, a list of documents, or {"items": [...]} (YAML: a stream of documents)."""
+
+
+_FLAG = {"type": "boolean"}
 
 
 class ApplyOut(BaseModel):
@@ -97,11 +108,12 @@ class ManifestApply:
     docs = {"POST": Op(
         "Server-side apply of manifest documents (application/yaml, or JSON: a document, a list of documents "
         "or {\"items\": [...]}). One transaction: any invalid document and nothing is applied.",
-        Envelope[ApplyOut], VmManifestDocument, errors=(400, 401, 409, 413, 415),
+        Envelope[ApplyOut], ManifestBody, errors=(400, 401, 409, 413, 415),
         query={"dry_run": "true: write nothing, answer the plan",
                "apply_set": "name of the apply set: VMs created by this apply are recorded as its members",
                "prune": "true (needs apply_set): delete the set's VMs no longer in the manifest",
                "adopt": "true (needs apply_set): listed VMs outside the apply set become its members"},
+        query_schemas={"dry_run": _FLAG, "prune": _FLAG, "adopt": _FLAG},
         request_types=(MEDIA_YAML, falcon.MEDIA_JSON))}
 
     def __init__(self, store: Store, proxmox: ProxmoxSettings, manifests: ManifestSettings, nudge: Nudge,
@@ -143,6 +155,7 @@ class ManifestExport:
         query={"format": "yaml (default) or json", "apply_set": "only VMs created by this apply set",
                "label_selector": "k=v[,k2=v2...]: only VMs carrying every one of these labels",
                "name": "only the VM with this name"},
+        query_schemas={"format": {"type": "string", "enum": ["yaml", "json"]}},
         response_types=(falcon.MEDIA_JSON, MEDIA_YAML))}
 
     def __init__(self, store: Store) -> None:
@@ -152,13 +165,16 @@ class ManifestExport:
         as_json = _wants_json(req)
         selector = label_selector_param(req)
         with self.store.read() as session:
-            documents = export_documents(session, req.context.actor.user_id, apply_set=req.get_param("apply_set"),
-                                         labels=selector, name=req.get_param("name"))
+            # An empty value (`?apply_set=`) filters nothing, as if it were absent.
+            documents = export_documents(session, req.context.actor.user_id,
+                                         apply_set=req.get_param("apply_set") or None,
+                                         labels=selector, name=req.get_param("name") or None)
         if as_json:
             resp.media = envelope(documents, f"{len(documents)} manifest document(s)")
             return
         resp.content_type = MEDIA_YAML
-        resp.text = to_yaml(documents)
+        # Zero documents is an empty YAML stream; say so in a comment rather than answer an empty body.
+        resp.text = to_yaml(documents) if documents else "# no virtual machines matched: no manifest documents\n"
 
 
 def _wants_json(req: falcon.Request) -> bool:

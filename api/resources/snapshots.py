@@ -6,8 +6,8 @@ import falcon
 
 from api.resources import Op
 from api.resources.vms import Nudge
-from api.schemas import DeletedOut, Envelope, SnapshotOut, envelope, snapshot_dict
-from api.validation import parse_body
+from api.schemas import DeletedOut, Envelope, Paged, SnapshotOut, envelope, paged, snapshot_dict
+from api.validation import PAGE_QUERY, PAGE_QUERY_SCHEMAS, page_param, parse_body
 from controller import snapshots
 from controller.specs import SnapshotCreate
 from controller.store import Store
@@ -15,7 +15,8 @@ from controller.store import Store
 
 class SnapshotCollection:
     docs = {
-        "GET": Op("A VM's snapshots", Envelope[list[SnapshotOut]]),
+        "GET": Op("A VM's snapshots, oldest first", Paged[list[SnapshotOut]], query=dict(PAGE_QUERY),
+                  query_schemas=PAGE_QUERY_SCHEMAS),
         "POST": Op("Create a snapshot", Envelope[SnapshotOut], SnapshotCreate, status=201,
                    errors=(400, 401, 404, 409)),
     }
@@ -24,9 +25,10 @@ class SnapshotCollection:
         self.store, self.nudge = store, nudge
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, vm_id: str) -> None:
+        page = page_param(req)
         with self.store.read() as session:
-            items = snapshots.list_snapshots(session, req.context.actor, vm_id)
-            resp.media = envelope([snapshot_dict(item) for item in items])
+            items, token = snapshots.list_snapshots_page(session, req.context.actor, vm_id, page)
+            resp.media = paged([snapshot_dict(item) for item in items], page.size, token, include=page.paged)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, vm_id: str) -> None:
         spec = parse_body(req, SnapshotCreate)

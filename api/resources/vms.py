@@ -7,8 +7,8 @@ from collections.abc import Callable
 import falcon
 
 from api.resources import Op
-from api.schemas import DeletedOut, Envelope, VmOut, envelope, vm_dict
-from api.validation import label_selector_param, parse_body
+from api.schemas import VM_COLUMNS, DeletedOut, Envelope, Paged, VmOut, envelope, paged, vm_dict, vm_row_dict
+from api.validation import PAGE_QUERY, PAGE_QUERY_SCHEMAS, label_selector_param, page_param, parse_body
 from controller import vms
 from controller.config import ProxmoxSettings
 from controller.specs import VmActionRequest, VmCreate, VmUpdate
@@ -19,9 +19,10 @@ Nudge = Callable[[str], None]
 
 class VmCollection:
     docs = {
-        "GET": Op("List the caller's VMs (admins: all)", Envelope[list[VmOut]],
+        "GET": Op("List the caller's VMs (admins: all), oldest first", Paged[list[VmOut]],
                   query={"name": "only the VM(s) with this name",
-                         "label_selector": "k=v[,k2=v2...]: only VMs carrying every one of these labels"}),
+                         "label_selector": "k=v[,k2=v2...]: only VMs carrying every one of these labels",
+                         **PAGE_QUERY}, query_schemas=PAGE_QUERY_SCHEMAS),
         "POST": Op("Create a VM (desired state)", Envelope[VmOut], VmCreate, status=201,
                    errors=(400, 401, 403, 409)),
     }
@@ -31,10 +32,11 @@ class VmCollection:
         self.reboot_policy = reboot_policy
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        name, selector = req.get_param("name"), label_selector_param(req)
-        with self.store.read() as session:
-            found = vms.list_vms(session, req.context.actor, name=name, labels=selector)
-            resp.media = envelope([vm_dict(vm) for vm in found])
+        name, selector, page = req.get_param("name"), label_selector_param(req), page_param(req)
+        with self.store.connect() as conn:
+            rows, token = vms.list_vm_rows(conn, req.context.actor, VM_COLUMNS, name=name, labels=selector,
+                                           page=page)
+        resp.media = paged([vm_row_dict(row) for row in rows], page.size, token, include=page.paged)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         spec = parse_body(req, VmCreate)
@@ -59,8 +61,9 @@ class VmItem:
         self.store, self.nudge = store, nudge
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, vm_id: str) -> None:
-        with self.store.read() as session:
-            resp.media = envelope(vm_dict(vms.get_vm(session, req.context.actor, vm_id)))
+        with self.store.connect() as conn:
+            row = vms.get_vm_row(conn, req.context.actor, vm_id, VM_COLUMNS)
+        resp.media = envelope(vm_row_dict(row))
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, vm_id: str) -> None:
         update = parse_body(req, VmUpdate)

@@ -122,16 +122,20 @@ def check_quota(session: Session, owner_id: str, objects: list[PlannedObject]) -
                                    for key in ("cpu_cores", "memory_mb", "disk_gb")))
     quotas.check(session, owner_id, before, after)
 
-
 def _write(session: Session, owner_id: str, item: PlannedObject, options: ApplyOptions) -> VirtualMachine:
-    if item.action == "create":
+    if item.action == "create" and item.vm is not None:  # bulk-inserted by _insert_creates
+        vm = item.vm
+        bulk = True
+    elif item.action == "create":
         assert item.create_spec is not None
+        bulk = False
         vm = vms.insert_vm(session, owner_id, item.create_spec, options.vmid_range, options.default_node,
                        apply_set=options.apply_set)
         item.vm = vm
     else:
         assert item.vm is not None
         vm = item.vm
+        bulk = False
     if item.action == "delete":
         vms.mark_for_deletion(vm)
         return vm
@@ -156,7 +160,8 @@ def _write(session: Session, owner_id: str, item: PlannedObject, options: ApplyO
             vms.mark_changed(vm)
         else:
             vm.updated_at = now
-    session.flush()
+    if not bulk:  # a bulk create's rows (and audit record) go in one flush with the others
+        session.flush()
     return vm
 
 

@@ -20,6 +20,7 @@ from proxmoxer import AuthenticationError, ProxmoxResource, ResourceException
 from proxmoxer.backends.https import Backend
 from requests.utils import get_environ_proxies
 
+from controller import metrics
 from controller.config import ProxmoxSettings
 from controller.log import get_logger
 from controller.proxmox.errors import ProxmoxError, classify
@@ -128,7 +129,7 @@ class Connection:
             old = getattr(local, "session", None)
             if old is not None:
                 old.close()
-            local.session = backend.get_session()
+            local.session = _instrumented(backend.get_session())
             # requests reads the proxy variables and ~/.netrc again on every request when trust_env is on
             # (a third of a request's CPU here); read the proxies once, per login, instead.
             local.session.proxies.update(get_environ_proxies(backend.get_base_url()))
@@ -180,3 +181,21 @@ class Connection:
         log.info("proxmox connected", host=settings.host, port=settings.port,
                  auth="token" if self.uses_token else "ticket", user=kwargs["user"])
         return backend
+
+
+def _instrumented(session: Any) -> Any:
+    """The requests session, recording every Proxmox request in pvem_proxmox_requests_total/_duration."""
+    send = session.request
+
+    def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            response = send(method, url, *args, **kwargs)
+        except Exception:
+            metrics.observe_proxmox(method, "error", time.perf_counter() - started)
+            raise
+        metrics.observe_proxmox(method, response.status_code, time.perf_counter() - started)
+        return response
+
+    session.request = request
+    return session

@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from controller import templates
+from controller import cluster, templates
 from controller.lease import Fenced
 from controller.log import get_logger
 from controller.proxmox.client import ProxmoxClient
@@ -96,6 +96,7 @@ class Reconciler:
             lambda: threading.Semaphore(max(1, loop.per_node // 2)))
         self._dispatcher: threading.Thread | None = None
         self.last_pass_ok: float | None = None
+        self._recorded_nodes: dict[str, object] = {}
         self.last_pass_error: str | None = None
 
     # ------------------------------------------------------------- triggers
@@ -142,6 +143,7 @@ class Reconciler:
             templates.refresh_inventory(self.store, self.client, listed)
         except Exception:  # the inventory is for the API's checks: never a reason to skip the pass
             log.exception("template_inventory_failed")
+        self._record_nodes()
         now = utcnow()
         with self._cond:
             unchanged_ids, self._observed_unchanged = self._observed_unchanged, {}
@@ -188,6 +190,18 @@ class Reconciler:
                     reboot_required=row.reboot_required, observed=dict(row.observed or {}))
                 self._queued.add(row.id)
             self._cond.notify_all()
+
+    def _record_nodes(self) -> None:
+        """The node list the API checks specs against (cluster_nodes), written only when it changed."""
+        latest = self.view.latest()
+        if latest is None:
+            return
+        nodes = {str(item["node"]): item.get("status") for item in latest[1] if item.get("node")}
+        if not nodes or nodes == self._recorded_nodes:
+            return
+        with self.store.write() as session:
+            cluster.record_nodes(session, latest[1])
+        self._recorded_nodes = nodes
 
     @staticmethod
     def _drifted(desired: DesiredVm, listed: ListedVm | None, reboot_required: bool) -> bool:

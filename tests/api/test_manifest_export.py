@@ -194,3 +194,17 @@ def test_bad_labels_on_rest_create_and_update_are_400(api, user_token, labels):
     vm = api.create_vm(user_token, labels={"keep": "me"})
     assert_error(api.call("PUT", f"/api/vms/{vm['id']}", user_token, json={"labels": labels}), 400)
     assert get_vm(api, user_token, vm["id"])["labels"] == {"keep": "me"}
+
+
+def test_empty_export_query_values_behave_as_absent(api, user_token, estate):
+    full = api.call("GET", EXPORT, user_token)
+    empty = api.call("GET", EXPORT, user_token, query_string="format=&apply_set=&label_selector=&name=")
+    assert empty.status_code == 200 and empty.text == full.text and empty.text.strip()
+    as_json = api.call("GET", EXPORT, user_token, query_string="format=json&apply_set=&label_selector=")
+    assert len(as_json.json["data"]) == len(list(yaml.safe_load_all(full.text)))
+
+
+def test_an_export_matching_nothing_is_not_an_empty_body(api, user_token):
+    result = api.call("GET", EXPORT, user_token, query_string="apply_set=nothing-here")
+    assert result.status_code == 200 and result.text.strip()
+    assert list(yaml.safe_load_all(result.text)) == []
