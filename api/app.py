@@ -16,6 +16,7 @@ from api.middleware import BodyLimit, RequestContext
 from api.resources import Op
 from api.resources.audit import AuditLogs
 from api.resources.auth import Login, Me, Register
+from api.resources.events import EventStream
 from api.resources.firewall import RuleItem, VmRules
 from api.resources.health import Health, ReadinessCheck, Ready
 from api.resources.manifests import ManifestApply, ManifestExport
@@ -24,6 +25,7 @@ from api.resources.stats import StatsHistory, SystemStats
 from api.resources.vms import VmAction, VmCollection, VmItem
 from api.version import pvem_version
 from controller.config import Settings
+from controller.events.feed import Feed
 from controller.store import Store
 from controller.users import Passwords
 
@@ -50,6 +52,7 @@ def create_app(
     nudge: Callable[[str], None] | None = None,
     readiness: dict[str, ReadinessCheck] | None = None,
     passwords: Passwords | None = None,
+    feed: Feed | None = None,
 ) -> falcon.App:
     nudge = nudge or (lambda _vm_id: None)
     passwords = passwords or Passwords(settings.auth.argon2_time_cost, settings.auth.argon2_memory_kib)
@@ -79,6 +82,8 @@ def create_app(
         ("/audit-logs", AuditLogs(store)),
         ("/health", Health()),
         ("/health/ready", Ready(store, readiness)),
+        ("/events", EventStream(store, feed or Feed(store, settings.events.poll_seconds), settings.events,
+                                settings.server.threads)),
     ]
     routes = [(PREFIX + path, resource) for path, resource in routes]
     routes.append((PREFIX + "/openapi.json", OpenApiDocument(routes)))

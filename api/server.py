@@ -21,6 +21,7 @@ import waitress.utilities
 
 from api.app import create_app
 from controller.config import ConfigError, Settings, load_settings, require_production_secret
+from controller.events.feed import Feed
 from controller.log import configure_logging, get_logger
 from controller.service import ControllerService
 from controller.store import Store
@@ -109,9 +110,11 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
         ControllerService.prepare_api_only(settings, store, passwords)
 
     server = None
+    feed = Feed(store, settings.events.poll_seconds)  # wakes this process's /api/events streams
     if mode != "controller":
         app = create_app(settings, store, nudge=controller.nudge if controller else None,
-                         readiness=controller.readiness_checks() if controller else None, passwords=passwords)
+                         readiness=controller.readiness_checks() if controller else None, passwords=passwords,
+                         feed=feed)
         _json_waitress_errors()
         server = waitress.create_server(
             app, host=settings.server.host, port=settings.server.port, threads=settings.server.threads,
@@ -140,6 +143,7 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
         log.info("shutting_down")
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        feed.stop()  # open event streams end, freeing their threads
         if server is not None:
             server.close()
             server.task_dispatcher.shutdown()

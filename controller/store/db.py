@@ -62,6 +62,10 @@ class Store:
         self._writer = sessionmaker(
             self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False
         )
+        from controller.events.hooks import install  # the change feed: every write emits (no import cycle)
+
+        install(self._reader)
+        install(self._writer)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
