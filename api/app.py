@@ -23,6 +23,7 @@ from api.resources.manifests import ManifestApply, ManifestExport
 from api.resources.snapshots import SnapshotCollection, SnapshotItem, SnapshotRollback
 from api.resources.stats import StatsHistory, SystemStats
 from api.resources.vms import VmAction, VmCollection, VmItem
+from api.resources.webhooks import WebhookCollection, WebhookDeliveries, WebhookItem
 from api.version import pvem_version
 from controller.config import Settings
 from controller.events.feed import Feed
@@ -84,6 +85,9 @@ def create_app(
         ("/health/ready", Ready(store, readiness)),
         ("/events", EventStream(store, feed or Feed(store, settings.events.poll_seconds), settings.events,
                                 settings.server.threads)),
+        ("/webhooks", WebhookCollection(store, settings.webhooks)),
+        ("/webhooks/{webhook_id}", WebhookItem(store)),
+        ("/webhooks/{webhook_id}/deliveries", WebhookDeliveries(store)),
     ]
     routes = [(PREFIX + path, resource) for path, resource in routes]
     routes.append((PREFIX + "/openapi.json", OpenApiDocument(routes)))

@@ -20,12 +20,14 @@ import waitress
 import waitress.utilities
 
 from api.app import create_app
+from api.schemas import snapshot_dict, vm_dict
 from controller.config import ConfigError, Settings, load_settings, require_production_secret
 from controller.events.feed import Feed
 from controller.log import configure_logging, get_logger
 from controller.service import ControllerService
 from controller.store import Store
 from controller.users import Passwords
+from controller.webhooks.worker import Render
 
 log = get_logger("pvem.server")
 
@@ -103,7 +105,8 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
 
     store = Store(settings.database.url, echo=settings.database.echo)
     passwords = Passwords(settings.auth.argon2_time_cost, settings.auth.argon2_memory_kib)
-    controller = ControllerService(settings, store, passwords) if mode != "api" else None
+    render = Render(vm=vm_dict, snapshot=snapshot_dict)  # webhook payloads: the API's own objects
+    controller = ControllerService(settings, store, passwords, render=render) if mode != "api" else None
     if controller is not None:
         controller.prepare(demo_admin=DEMO_ADMIN if demo else None)
     else:

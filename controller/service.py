@@ -11,6 +11,7 @@ from typing import Any
 
 from controller import stats, users
 from controller.config import Settings
+from controller.events import feed as event_feed
 from controller.log import get_logger
 from controller.proxmox.client import ProxmoxClient
 from controller.proxmox.errors import ProxmoxError
@@ -18,15 +19,19 @@ from controller.reconcile.loop import LoopSettings, Reconciler
 from controller.reconcile.model import Policy
 from controller.scheduler import Scheduler
 from controller.store import Store
+from controller.webhooks.worker import Render, WebhookWorker
 
 log = get_logger("pvem.controller")
+PRUNE_INTERVAL_SECONDS = 60.0
 
 
 class ControllerService:
-    def __init__(self, settings: Settings, store: Store, passwords: users.Passwords) -> None:
+    def __init__(self, settings: Settings, store: Store, passwords: users.Passwords,
+                 render: Render | None = None) -> None:
         self.settings = settings
         self.store = store
         self.passwords = passwords
+        self.webhooks = WebhookWorker(store, settings.webhooks, render)
         self.scheduler = Scheduler()
         self.sampler = stats.HostSampler()
         self.client: ProxmoxClient | None = None
@@ -96,12 +101,20 @@ class ControllerService:
         with self.store.write() as session:
             stats.store_cluster_sample(session, figures, host, retention)
 
+    def prune_events(self) -> None:
+        """Keep the change feed (and finished webhook deliveries) bounded."""
+        with self.store.write() as session:
+            event_feed.prune(session, self.settings.events.retention_minutes,
+                             self.settings.webhooks.delivery_retention_hours)
+
     def nudge(self, vm_id: str) -> None:
         if self.reconciler is not None:
             self.reconciler.nudge(vm_id)
 
     def start(self) -> None:
         self.scheduler.every(self.settings.stats.interval_seconds, self.sample_stats, "stats")
+        self.scheduler.every(self.settings.webhooks.poll_seconds, self.webhooks.run_once, "webhooks")
+        self.scheduler.every(PRUNE_INTERVAL_SECONDS, self.prune_events, "events_prune")
         if self.reconciler is None:
             log.warning("controller_idle", reason="proxmox.host is not set: nothing to reconcile")
         else:
@@ -118,6 +131,7 @@ class ControllerService:
             self.reconciler.stop(self.settings.controller.stop_grace_seconds)
         if self.client is not None:
             self.client.close()
+        self.webhooks.close()
 
     # ------------------------------------------------------------ readiness
 
