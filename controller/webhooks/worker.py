@@ -164,32 +164,34 @@ class WebhookWorker:
         self.http.trust_env = False  # no proxy from the environment: the checked address is the one used
 
     def run_once(self) -> int:
-        """Fan out, then send what is due; returns how many deliveries were attempted."""
+        """Fan out, then send what is due (each delivery at most once per run); returns how many were tried."""
         with self.store.write() as session:
             fan_out(session, self.render)
-        attempted = 0
+        attempted: set[str] = set()
         for _round in range(10):
-            claimed = self._claim()
+            claimed = self._claim(attempted)
             if not claimed:
                 break
             with ThreadPoolExecutor(max_workers=min(SENDERS, len(claimed))) as pool:
                 results = list(pool.map(self._send, claimed))
             self._record(list(zip(claimed, results, strict=True)))
-            attempted += len(claimed)
-        return attempted
+            attempted.update(item.id for item in claimed)
+        return len(attempted)
 
     def close(self) -> None:
         self.http.close()
 
     # ---------------------------------------------------------------- internals
 
-    def _claim(self) -> list[_Claimed]:
+    def _claim(self, skip: set[str]) -> list[_Claimed]:
         now = utcnow()
         lease = timedelta(seconds=2 * self.settings.timeout_seconds + 10)
         with self.store.write() as session:
             query = (select(WebhookDelivery, Webhook).join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
                      .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
                      .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.event_seq).limit(SEND_BATCH))
+            if skip:
+                query = query.where(WebhookDelivery.id.not_in(skip))
             if session.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True, of=WebhookDelivery)
             claimed = []
