@@ -56,6 +56,16 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise _Stop()
 
 
+def _stop_handler(feed: Feed) -> Any:
+    """SIGTERM/SIGINT: end open event streams first (waitress waits for its busy threads as it stops)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        feed.halt()
+        _raise_stop(signum, frame)
+
+    return handler
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -126,7 +136,7 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
         )
     if controller is not None:
         controller.start()
-    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, _stop_handler(feed)) for sig in (signal.SIGTERM, signal.SIGINT)}
     if server is not None:
         address = f"http://{settings.server.host}:{server.effective_port}"
         _announce(address, runtime)

@@ -105,10 +105,17 @@ class Feed:
                 self._cond.wait(remaining)
             return self._head if self._head is not None else after
 
-    def stop(self) -> None:
+    def halt(self) -> None:
+        """Wake every waiter to end (safe in a signal handler: never blocks for long)."""
         self._stopping.set()
-        with self._cond:
-            self._cond.notify_all()
+        if self._cond.acquire(timeout=0.2):
+            try:
+                self._cond.notify_all()
+            finally:
+                self._cond.release()
+
+    def stop(self) -> None:
+        self.halt()
         if self._thread is not None:
             self._thread.join(timeout=2)
 
