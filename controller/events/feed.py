@@ -17,7 +17,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from controller.events import kinds
-from controller.events.hooks import CHANNEL
+from controller.events.hooks import CHANNEL, on_local_commit
 from controller.log import get_logger
 from controller.store import Store
 from controller.store.models import Event, FeedCursor, WebhookDelivery, utcnow
@@ -77,7 +77,13 @@ class Feed:
         self._head: int | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._poked = threading.Event()
         self.listening = False
+        on_local_commit(self)
+
+    def poke(self) -> None:
+        """A commit in this process wrote events: look now."""
+        self._poked.set()
 
     @property
     def stopping(self) -> bool:
@@ -108,6 +114,7 @@ class Feed:
     def halt(self) -> None:
         """Wake every waiter to end (safe in a signal handler: never blocks for long)."""
         self._stopping.set()
+        self._poked.set()
         if self._cond.acquire(timeout=0.2):
             try:
                 self._cond.notify_all()
@@ -157,7 +164,8 @@ class Feed:
                 self._refresh()
             except Exception as exc:
                 log.warning("event_poll_failed", error=str(exc))
-            self._stopping.wait(self.poll_seconds)
+            self._poked.wait(self.poll_seconds)
+            self._poked.clear()
 
     def _listen(self) -> None:
         import psycopg

@@ -10,7 +10,8 @@ under a transaction-level advisory lock, so feed rows commit in `seq` order and 
 
 from __future__ import annotations
 
-from typing import Any
+import weakref
+from typing import Any, Protocol
 
 from sqlalchemy import event, insert, inspect, select, text
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
@@ -21,7 +22,20 @@ from controller.store.models import Event, FirewallRule, VirtualMachine, VmSnaps
 PENDING = "pvem_pending_events"
 CHANNEL = "pvem_events"
 LOCK_KEY = 0x7076656D  # "pvem": the advisory lock that orders feed commits on PostgreSQL
+WROTE = "pvem_wrote_events"
 _Pending = tuple[SessionTransaction | None, str, str | None, str | None, dict[str, Any]]
+
+
+class _Pokeable(Protocol):
+    def poke(self) -> None: ...
+
+
+# Feeds of this process, poked after a local commit wrote events (no wait for the poll or a NOTIFY).
+_local: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def on_local_commit(feed: _Pokeable) -> None:
+    _local.add(feed)
 
 
 def emit(session: Session, kind: str, vm_id: str | None = None, owner_id: str | None = None,
@@ -36,6 +50,7 @@ def install(factory: sessionmaker[Session]) -> None:
     event.listen(factory, "after_flush", _after_flush)
     event.listen(factory, "before_commit", _before_commit)
     event.listen(factory, "after_soft_rollback", _after_soft_rollback)
+    event.listen(factory, "after_commit", _after_commit)
 
 
 def _transition(obj: Any) -> str | None:
@@ -102,6 +117,12 @@ def _before_commit(session: Session) -> None:
         _write(session, pending)
 
 
+def _after_commit(session: Session) -> None:
+    if session.info.pop(WROTE, False):
+        for feed in list(_local):
+            feed.poke()
+
+
 def _write(session: Session, pending: list[_Pending]) -> None:
     rows: list[dict[str, Any]] = []
     seen: set[tuple[str, str | None]] = set()
@@ -125,5 +146,6 @@ def _write(session: Session, pending: list[_Pending]) -> None:
     if postgres:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
     session.execute(insert(Event), rows)
+    session.info[WROTE] = True
     if postgres:
         session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
