@@ -138,7 +138,6 @@ class EventStream:
             if head > cursor and not self.feed.stopping:
                 chunks, cursor = self._batch(actor, cursor)
                 yield from chunks
-                continue
             if time.monotonic() >= next_beat:
                 yield b": heartbeat\n\n"
                 next_beat = time.monotonic() + heartbeat
