@@ -17,6 +17,7 @@ from api.resources import Op
 from api.resources.audit import AuditLogs
 from api.resources.auth import Login, Logout, Me, Password, Register
 from api.resources.cluster import ClusterReader, ClusterVms, VmImport
+from api.resources.events import EventStream
 from api.resources.firewall import RuleItem, VmRules
 from api.resources.health import Health, ReadinessCheck, Ready
 from api.resources.manifests import ManifestApply, ManifestExport
@@ -28,8 +29,10 @@ from api.resources.tokens import TokenCollection, TokenItem
 from api.resources.users import UserCollection, UserItem, UserQuota
 from api.resources.version import Version
 from api.resources.vms import VmAction, VmCollection, VmItem
+from api.resources.webhooks import WebhookCollection, WebhookDeliveries, WebhookItem
 from api.version import pvem_version
 from controller.config import Settings
+from controller.events.feed import Feed
 from controller.store import Store
 from controller.users import Passwords
 
@@ -57,6 +60,7 @@ def create_app(
     readiness: dict[str, ReadinessCheck] | None = None,
     passwords: Passwords | None = None,
     importer: ClusterReader | None = None,
+    feed: Feed | None = None,
 ) -> falcon.App:
     nudge = nudge or (lambda _vm_id: None)
     passwords = passwords or Passwords(settings.auth.argon2_time_cost, settings.auth.argon2_memory_kib)
@@ -101,6 +105,11 @@ def create_app(
         ("/audit-logs", AuditLogs(store)),
         ("/health", Health()),
         ("/health/ready", Ready(store, readiness)),
+        ("/events", EventStream(store, feed or Feed(store, settings.events.poll_seconds), settings.events,
+                                settings.server.threads)),
+        ("/webhooks", WebhookCollection(store, settings.webhooks)),
+        ("/webhooks/{webhook_id}", WebhookItem(store)),
+        ("/webhooks/{webhook_id}/deliveries", WebhookDeliveries(store)),
     ]
     routes = [(PREFIX + path, resource) for path, resource in routes]
     routes.append(("/metrics", Metrics(store)))

@@ -23,12 +23,15 @@ import waitress
 import waitress.utilities
 
 from api.app import create_app
+from api.schemas import snapshot_dict, vm_dict
 from controller.config import ConfigError, Settings, load_settings, require_production_secret
+from controller.events.feed import Feed
 from controller.lease import leader_check
 from controller.log import configure_logging, get_logger
 from controller.service import ControllerService
 from controller.store import Store, notify
 from controller.users import AdminConflict, Passwords
+from controller.webhooks.worker import Render
 
 log = get_logger("pvem.server")
 
@@ -67,6 +70,15 @@ def write_secret_file(path: Path, secret: str) -> bool:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(secret)
     return True
+
+def _stop_handler(feed: Feed) -> Any:
+    """SIGTERM/SIGINT: end open event streams first (waitress waits for its busy threads as it stops)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        feed.halt()
+        _raise_stop(signum, frame)
+
+    return handler
 
 
 @dataclass
@@ -141,7 +153,8 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
 
     store = Store(settings.database.url, echo=settings.database.echo)
     passwords = Passwords(settings.auth.argon2_time_cost, settings.auth.argon2_memory_kib)
-    controller = ControllerService(settings, store, passwords) if mode != "api" else None
+    render = Render(vm=vm_dict, snapshot=snapshot_dict)  # webhook payloads: the API's own objects
+    controller = ControllerService(settings, store, passwords, render=render) if mode != "api" else None
     try:
         if controller is not None:
             controller.prepare(demo_admin=DEMO_ADMIN if demo else None)
@@ -157,17 +170,18 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
         return 2
 
     server = None
+    feed = Feed(store, settings.events.poll_seconds)  # wakes this process's /api/events streams
     if mode != "controller":
         importer = controller.importer if controller else ControllerService.build_importer(settings, store)
         # The in-process controller's nudge (if any), plus NOTIFY to every controller on PostgreSQL.
         nudge = notify.sender(store, controller.nudge if controller else None)
         app = create_app(settings, store, nudge=nudge,
                          readiness=controller.readiness_checks() if controller else {"leader": leader_check(store)},
-                         passwords=passwords, importer=importer)
+                         passwords=passwords, importer=importer, feed=feed)
         server = create_server(app, settings)
     if controller is not None:
         controller.start()
-    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, _stop_handler(feed)) for sig in (signal.SIGTERM, signal.SIGINT)}
     if server is not None:
         address = f"http://{settings.server.host}:{server.effective_port}"
         _announce(address, runtime)
@@ -187,6 +201,7 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
         log.info("shutting_down")
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        feed.stop()  # open event streams end, freeing their threads
         if server is not None:
             server.close()
             server.task_dispatcher.shutdown()

@@ -34,7 +34,7 @@ class _Section(BaseModel):
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
-    threads: int = Field(8, ge=1, le=256)
+    threads: int = Field(16, ge=1, le=256)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     # Addresses (or CIDRs) of reverse proxies whose X-Forwarded-For is believed.
     trusted_proxies: list[str] = Field(default_factory=list)
@@ -140,6 +140,40 @@ class ManifestSettings(_Section):
     max_nodes: int = Field(100_000, ge=100)
 
 
+class EventsSettings(_Section):
+    """The change feed and `GET /api/events` (Server-Sent Events)."""
+
+    retention_minutes: int = Field(60, ge=1)  # feed rows older than this are pruned
+    heartbeat_seconds: float = Field(15.0, gt=0)  # a comment line on idle streams
+    poll_seconds: float = Field(0.5, gt=0)  # the feed poll (SQLite's only path; PostgreSQL's safety net)
+    # Each stream holds a server thread; beyond this (and never more than half of server.threads) 503.
+    max_streams: int = Field(8, ge=1)
+
+
+class WebhookSettings(_Section):
+    """Webhook targets and delivery (the controller process delivers)."""
+
+    # CIDRs exempt from the refusal of private, loopback and link-local targets (e.g. 10.0.0.0/8).
+    allowed_networks: list[str] = Field(default_factory=list)
+    timeout_seconds: float = Field(5.0, gt=0)
+    poll_seconds: float = Field(1.0, gt=0)
+    retry_base_seconds: float = Field(5.0, gt=0)  # doubled after each failed attempt
+    retry_max_seconds: float = Field(3600.0, gt=0)
+    max_attempts: int = Field(10, ge=1)
+    delivery_retention_hours: int = Field(168, ge=1)
+
+    @model_validator(mode="after")
+    def _networks(self) -> WebhookSettings:
+        import ipaddress
+
+        for entry in self.allowed_networks:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"webhooks.allowed_networks: {entry!r} is not a CIDR") from exc
+        return self
+
+
 class LoggingSettings(_Section):
     # auto: readable console lines on a terminal, JSON otherwise.
     format: Literal["json", "console", "auto"] = "auto"
@@ -174,6 +208,8 @@ class Settings(BaseSettings):
     stats: StatsSettings = Field(default_factory=StatsSettings)
     manifests: ManifestSettings = Field(default_factory=ManifestSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    events: EventsSettings = Field(default_factory=EventsSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -20,6 +20,7 @@ from typing import Any
 from controller import cluster, schedules, stats, users
 from controller.agent import AgentRefresher
 from controller.config import Settings
+from controller.events import feed as event_feed
 from controller.importer import Importer
 from controller.lease import Lease, LeaseKeeper
 from controller.log import get_logger
@@ -29,17 +30,21 @@ from controller.reconcile.loop import LoopSettings, Reconciler
 from controller.reconcile.model import Policy
 from controller.scheduler import Scheduler
 from controller.store import Store, notify
+from controller.webhooks.worker import Render, WebhookWorker
 
 log = get_logger("pvem.controller")
+PRUNE_INTERVAL_SECONDS = 60.0
 # How often due scheduled snapshots are looked for (schedules are at least a minute apart).
 SCHEDULE_CHECK_SECONDS = 15.0
 
 
 class ControllerService:
-    def __init__(self, settings: Settings, store: Store, passwords: users.Passwords) -> None:
+    def __init__(self, settings: Settings, store: Store, passwords: users.Passwords,
+                 render: Render | None = None) -> None:
         self.settings = settings
         self.store = store
         self.passwords = passwords
+        self.webhooks = WebhookWorker(store, settings.webhooks, render)
         self.scheduler = Scheduler()
         self.sampler = stats.HostSampler()
         self.client: ProxmoxClient | None = None
@@ -140,6 +145,12 @@ class ControllerService:
             log.info("scheduled_snapshots", vm_id=vm_id)
             self.nudge(vm_id)
 
+    def prune_events(self) -> None:
+        """Keep the change feed (and finished webhook deliveries) bounded."""
+        with self.store.write() as session:
+            event_feed.prune(session, self.settings.events.retention_minutes,
+                             self.settings.webhooks.delivery_retention_hours)
+
     def nudge(self, vm_id: str) -> None:
         if self.reconciler is not None:
             self.reconciler.nudge(vm_id)
@@ -167,6 +178,8 @@ class ControllerService:
     def start(self) -> None:
         self.lease_keeper.start()
         self.leader_job(self.settings.stats.interval_seconds, self.sample_stats, "stats")
+        self.leader_job(self.settings.webhooks.poll_seconds, self.webhooks.run_once, "webhooks")
+        self.leader_job(PRUNE_INTERVAL_SECONDS, self.prune_events, "events_prune")
         if self.reconciler is None:
             log.warning("controller_idle", reason="proxmox.host is not set: nothing to reconcile")
         else:
@@ -196,6 +209,7 @@ class ControllerService:
         self.lease_keeper.stop()  # releases the lease: a standby takes over at once
         if self.client is not None:
             self.client.close()
+        self.webhooks.close()
 
     # ------------------------------------------------------------ readiness
 

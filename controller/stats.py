@@ -14,7 +14,7 @@ import psutil
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from controller import pages
+from controller import events, pages
 from controller.store.models import StatsSample, utcnow
 
 HOST = "host"
@@ -68,6 +68,7 @@ def store_sample(
         network_rx=rx, network_tx=tx, rx_bytes=rx_bytes, tx_bytes=tx_bytes, details=details or {},
     )
     session.add(sample)
+    events.emit(session, events.STATS, payload={"source": source})
     session.execute(delete(StatsSample).where(StatsSample.taken_at < now - timedelta(minutes=retention_minutes)))
     return sample
 

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from controller import audit
+from controller import audit, events
 from controller.actor import CONTROLLER
 from controller.guest import desired_guest
 from controller.reconcile.model import DesiredRule, DesiredSnapshot, DesiredVm
@@ -134,6 +134,13 @@ def ids_changed_since_error(session: Session) -> list[str]:
     return list(session.scalars(query))
 
 
+# Status columns the VM object (GET /api/vms/{id}) does not show: writing only these emits no event.
+HIDDEN_STATUS = frozenset({"last_upid", "provisioned", "applied_disk_gb", "migrated_generation", "error_generation",
+                           "last_observed_at"})
+# Audit records that are also feed events.
+AUDIT_EVENTS = {"drift_corrected": events.VM_DRIFT}
+
+
 class StatusWriter:
     """Short transactions that record what the reconciler saw and did, and audit it."""
 
@@ -152,6 +159,8 @@ class StatusWriter:
     def set_vm(self, vm_id: str, **values: Any) -> None:
         with self.write() as session:
             session.execute(update(VirtualMachine).where(VirtualMachine.id == vm_id).values(**values))
+            if set(values) - HIDDEN_STATUS:
+                events.emit(session, events.VM_CHANGED, vm_id)
 
     def write_done(self, vm_id: str, action: str, owner_id: str, details: dict[str, Any],
                    values: dict[str, Any]) -> None:
@@ -159,17 +168,22 @@ class StatusWriter:
         with self.write() as session:
             if values:
                 session.execute(update(VirtualMachine).where(VirtualMachine.id == vm_id).values(**values))
+                events.emit(session, events.VM_CHANGED, vm_id)
             audit.record(session, CONTROLLER, action, "virtual_machine", vm_id, details, owner_id=owner_id)
 
     def set_snapshot(self, snapshot_id: str, **values: Any) -> None:
         with self.write() as session:
             session.execute(update(VmSnapshot).where(VmSnapshot.id == snapshot_id).values(**values))
+            vm_id = session.scalar(select(VmSnapshot.vm_id).where(VmSnapshot.id == snapshot_id))
+            if vm_id:
+                events.emit(session, events.VM_CHANGED, vm_id)
 
     def synced(self, vm: DesiredVm, observed: dict[str, Any], status: str | None, node: str | None,
                reboot_required: bool) -> bool:
         """Record convergence if the spec is still the generation this pass worked from."""
         now = utcnow()
         with self.write() as session:
+            before = session.scalar(select(VirtualMachine.sync_status).where(VirtualMachine.id == vm.id))
             result = session.execute(
                 update(VirtualMachine)
                 .where(VirtualMachine.id == vm.id, VirtualMachine.generation == vm.generation)
@@ -185,6 +199,9 @@ class StatusWriter:
                 if vm.rules:
                     session.execute(update(FirewallRule).where(FirewallRule.vm_id == vm.id)
                                     .values(sync_status="synced", last_error=None))
+                events.emit(session, events.VM_CHANGED, vm.id)
+                if before != "synced":
+                    events.emit(session, events.VM_SYNCED, vm.id)
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def observed_only(self, vm: DesiredVm, observed: dict[str, Any], status: str | None, node: str | None,
@@ -192,7 +209,8 @@ class StatusWriter:
         """Observe mode: record what was seen and the drift from the spec (compare-and-set on the generation);
         snapshots and rules keep their own sync status, since nothing was applied."""
         now = utcnow()
-        with self.store.write() as session:
+        with self.write() as session:
+            before = session.scalar(select(VirtualMachine.sync_status).where(VirtualMachine.id == vm.id))
             result = session.execute(
                 update(VirtualMachine)
                 .where(VirtualMachine.id == vm.id, VirtualMachine.generation == vm.generation)
@@ -201,11 +219,20 @@ class StatusWriter:
                         reboot_required=reboot_required, observed=observed, last_observed_at=now,
                         error_generation=None, provisioned=True, drift=drift)
             )
+            if result.rowcount:  # type: ignore[attr-defined]
+                events.emit(session, events.VM_CHANGED, vm.id)
+                if before != "synced":
+                    events.emit(session, events.VM_SYNCED, vm.id)
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def forget_vm(self, vm: DesiredVm, owner_id: str, name: str) -> None:
         """The Proxmox VM is gone: drop the row (snapshots and rules cascade) and leave a tombstone."""
         with self.write() as session:
+            for snapshot_id, snapshot_name in session.execute(
+                    select(VmSnapshot.id, VmSnapshot.name).where(VmSnapshot.vm_id == vm.id)):
+                events.emit(session, events.SNAPSHOT_DELETED, vm.id, owner_id,
+                            {"snapshot_id": snapshot_id, "name": snapshot_name})
+            events.emit(session, events.VM_DELETED, vm.id, owner_id, {"name": name, "vmid": vm.vmid})
             session.execute(delete(FirewallRule).where(FirewallRule.vm_id == vm.id))
             session.execute(delete(VmSnapshot).where(VmSnapshot.vm_id == vm.id))
             session.execute(delete(VirtualMachine).where(VirtualMachine.id == vm.id))
@@ -215,10 +242,18 @@ class StatusWriter:
 
     def forget_snapshot(self, snapshot_id: str) -> None:
         with self.write() as session:
+            found = session.execute(select(VmSnapshot.vm_id, VmSnapshot.name)
+                                    .where(VmSnapshot.id == snapshot_id)).first()
             session.execute(delete(VmSnapshot).where(VmSnapshot.id == snapshot_id))
+            if found is not None:
+                events.emit(session, events.SNAPSHOT_DELETED, found.vm_id,
+                            payload={"snapshot_id": snapshot_id, "name": found.name})
+                events.emit(session, events.VM_CHANGED, found.vm_id)
 
     def audit(self, action: str, vm_id: str, owner_id: str, details: dict[str, Any],
               resource_type: str = "virtual_machine", resource_id: str | None = None) -> None:
         with self.write() as session:
             audit.record(session, CONTROLLER, action, resource_type, resource_id or vm_id, details,
                          owner_id=owner_id)
+            if action in AUDIT_EVENTS:
+                events.emit(session, AUDIT_EVENTS[action], vm_id, owner_id, details)

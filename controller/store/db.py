@@ -114,6 +114,11 @@ class Store:
         # clients). After the busy timeout a writer goes ahead and lets SQLite arbitrate as before.
         self._write_lock = threading.RLock() if self.engine.dialect.name == "sqlite" else None
 
+        from controller.events.hooks import install  # the change feed: every write emits (no import cycle)
+
+        install(self._reader)
+        install(self._writer)
+
     @contextmanager
     def read(self) -> Iterator[Session]:
         with self._reader() as session:
