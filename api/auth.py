@@ -18,6 +18,7 @@ from typing import Any
 import falcon
 import jwt
 
+from api import session as console_session
 from api.errors import ApiError
 from controller.actor import Actor
 from controller.config import Settings
@@ -141,7 +142,7 @@ class AuthMiddleware:
         header = req.get_header("Authorization") or ""
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise _unauthorized("missing bearer token")
+            token = session_cookie_token(req)
         try:
             claims = self.tokens.verify(token.strip())
         except jwt.ExpiredSignatureError:
@@ -154,6 +155,18 @@ class AuthMiddleware:
                 raise _unauthorized("invalid token")
             req.context.actor = Actor(user_id=user.id, role=user.role, ip_address=req.context.client_ip)
         req.context.user_id = user.id
+
+
+def session_cookie_token(req: falcon.Request) -> str:
+    """The console's session cookie as the alternative to a bearer header (EventSource cannot send headers);
+    unsafe methods must then carry its CSRF token in X-CSRF-Token."""
+    token = console_session.cookie_token(req)
+    if token is None:
+        raise _unauthorized("missing bearer token")
+    if req.method not in console_session.SAFE_METHODS and \
+            not console_session.csrf_ok(token, req.get_header(console_session.CSRF_HEADER)):
+        raise ApiError(403, "missing or invalid CSRF token (send the console's X-CSRF-Token header)")
+    return token
 
 
 def _unauthorized(message: str) -> ApiError:
