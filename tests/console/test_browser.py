@@ -6,6 +6,7 @@ Every wait is bounded (Playwright's expect/wait timeouts); the live table's 2 s 
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from typing import Any
@@ -349,3 +350,77 @@ def test_phone_layout(browser: Browser, server: str, account: Account, watched: 
         screenshot(page, "vms-phone")
     finally:
         context.close()
+
+
+def test_done_when_walkthrough(page: Page, server: str, admin: Account) -> None:
+    """The issue's "done when": log in as the demo admin, create a VM from the form, watch it go from
+    pending to synced and running without a reload, stop it from its row, add a firewall rule on its page."""
+    log_in(page, *ADMIN)
+    page.get_by_role("link", name="VMs").click()
+    page.get_by_role("button", name="New VM").click()
+    vm_name = name()
+    page.get_by_label("Name").fill(vm_name)
+    page.get_by_role("button", name="Create").click()
+    tr = page.locator("tr", has=page.get_by_role("link", name=vm_name))
+    expect(tr).to_be_visible()
+    page.evaluate("window.__same_document = true")  # gone if the page reloads
+    expect(tr.locator('[data-field="sync_status"]')).to_have_text("synced", timeout=SYNC_TIMEOUT)
+    expect(tr.locator('[data-field="status"]')).to_have_text("running", timeout=SYNC_TIMEOUT)
+    tr.get_by_role("button", name="Stop", exact=True).click()
+    expect(tr.locator('[data-field="status"]')).to_have_text("stopped", timeout=SYNC_TIMEOUT)
+    assert page.evaluate("window.__same_document") is True
+    tr.get_by_role("link", name=vm_name).click()
+    page.locator("#new-rule-protocol").select_option("tcp")
+    page.locator("#new-rule-port").fill("80")
+    page.get_by_role("button", name="Add rule").click()
+    rule = page.locator("#firewall tbody tr[data-rule-id]")
+    expect(rule).to_have_count(1)
+    expect(rule.locator('[data-field="sync_status"]')).to_have_text("synced", timeout=SYNC_TIMEOUT)
+
+
+def test_live_stream_events_update_the_pages(page: Page, server: str, account: Account) -> None:
+    """The /api/events client: the stream is answered here (page.route) so the test does not depend on
+    which server build serves it; the session cookie must ride along (EventSource sends no headers)."""
+    vm = create_vm(server, account.token)
+    seen_cookies: list[str] = []
+
+    def stream(route: Any) -> None:
+        seen_cookies.append(route.request.headers.get("cookie", ""))
+        changed = {**vm, "sync_status": "error", "last_error": "boom from the stream"}
+        other = {**vm, "id": "0" * 8 + "-stream", "name": "pushed-only", "vmid": 4242}
+        stats = {"cpu_usage": 42.5, "memory_usage": 10.0, "disk_usage": 20.0, "network_rx": 1.0,
+                 "network_tx": 2.0, "timestamp": "2030-01-01T00:00:00Z", "source": "cluster"}
+        body = (f"retry: 60000\n: heartbeat\n\nid: 1\nevent: vm\ndata: {json.dumps(changed)}\n\n"
+                f"id: 2\nevent: vm\ndata: {json.dumps(other)}\n\n"
+                f"id: 3\nevent: stats\ndata: {json.dumps(stats)}\n\n")
+        route.fulfill(status=200, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"},
+                      body=body)
+
+    page.route("**/api/events", stream)
+    log_in(page, account.email, account.password)
+    expect(page.locator('[data-stat="cpu_usage"]')).to_have_text("42.5")
+    page.goto("/vms")
+    expect(row(page, vm["id"]).locator('[data-field="last_error"]')).to_have_text("boom from the stream")
+    expect(page.get_by_role("link", name="pushed-only")).to_be_visible()
+    assert seen_cookies and all("pvem_session=" in cookie for cookie in seen_cookies)
+
+
+def test_controls_are_labelled_and_reachable_by_keyboard(page: Page, server: str, account: Account) -> None:
+    vm = create_vm(server, account.token)
+    page.goto("/login")
+    expect(page.get_by_label("Email")).to_be_focused()  # the form starts at Email; Tab moves on
+    page.keyboard.type(account.email)
+    page.keyboard.press("Tab")
+    page.keyboard.type(account.password)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    unlabelled_js = """() => [...document.querySelectorAll(
+            'input:not([type=hidden]), select, textarea, button, a[href]')]
+        .filter(el => !(el.closest('template')))
+        .filter(el => {
+            const named = el.getAttribute('aria-label') || (el.labels && el.labels.length) || el.textContent.trim();
+            return !named;
+        }).map(el => el.outerHTML.slice(0, 120))"""
+    for path in ("/", "/vms", "/vms/new", f"/vms/{vm['id']}", "/audit", "/manifests"):
+        page.goto(path)
+        assert page.evaluate(unlabelled_js) == [], path

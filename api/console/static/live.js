@@ -15,6 +15,11 @@
 
   function status(text) { if (state) { state.textContent = text; } }
 
+  /* Events are numbered as they arrive, so a list fetched before an event cannot undo it. */
+  var eventSeq = 0, lastEvent = {};
+
+  function pushed(vm) { eventSeq += 1; lastEvent[vm.id] = eventSeq; applyVm(vm); }
+
   function applyVm(vm) {
     if (!vm || !vm.id) { return; }
     known[vm.id] = vm;
@@ -136,29 +141,43 @@
   }
 
   /* --- the polling fallback ----------------------------------------------------------------------- */
-  var source = null, delay = POLL_MS, timer = null, ticks = 0;
+  var source = null, delay = POLL_MS, timer = null, ticks = 0, wasOpen = false, droppedAt = 0;
+  var GRACE_MS = 5000;  /* a stream that was open and is reconnecting gets this long before polling */
 
-  function streamOpen() { return source && source.readyState === 1; }
+  function streamOpen() {
+    if (!source) { return false; }
+    if (source.readyState === 1) { return true; }
+    return source.readyState === 0 && wasOpen && Date.now() - droppedAt < GRACE_MS;
+  }
 
-  function reconcile(list) {
+  function fetchList() {
+    var since = eventSeq;
+    return pvem.api("GET", "/api/vms").then(function (r) {
+      if (r.ok) { reconcile(r.body.data, since); }
+      return r;
+    });
+  }
+
+  /* Bring the page in line with a full list fetched when eventSeq was `since`. */
+  function reconcile(list, since) {
     var seen = {};
-    list.forEach(function (vm) { seen[vm.id] = true; applyVm(vm); });
-    Object.keys(known).forEach(function (id) { if (!seen[id]) { removeVm(id); } });
+    function fresh(id) { return !(lastEvent[id] > since); }
+    list.forEach(function (vm) { seen[vm.id] = true; if (fresh(vm.id)) { applyVm(vm); } });
+    Object.keys(known).forEach(function (id) { if (!seen[id] && fresh(id)) { removeVm(id); } });
     if (rows && !detailId) {
       rows.querySelectorAll("tr[data-vm-id]").forEach(function (tr) {
         var id = tr.getAttribute("data-vm-id");
-        if (!seen[id]) { removeVm(id); }
+        if (!seen[id] && fresh(id)) { removeVm(id); }
       });
     }
-    if (detailId && !seen[detailId]) { removeVm(detailId); }
+    if (detailId && !seen[detailId] && fresh(detailId)) { removeVm(detailId); }
   }
 
   function poll() {
     if (streamOpen() || document.hidden) { schedule(); return; }
     ticks += 1;
-    pvem.api("GET", "/api/vms").then(function (r) {
+    fetchList().then(function (r) {
       if (!r.ok) { throw new Error("HTTP " + r.status); }
-      reconcile(r.body.data);
       delay = POLL_MS;
       status("Updating every " + (POLL_MS / 1000) + " s");
       if (page === "dashboard" && ticks % 4 === 1) {
@@ -176,14 +195,19 @@
     if (!window.EventSource) { return; }
     source = new EventSource("/api/events");
     source.addEventListener("open", function () {
+      wasOpen = true;
       status("Live");
-      pvem.api("GET", "/api/vms").then(function (r) { if (r.ok) { reconcile(r.body.data); } });
+      fetchList();  /* whatever changed before the stream opened */
     });
-    source.addEventListener("vm", function (e) { applyVm(JSON.parse(e.data)); });
-    source.addEventListener("vm_deleted", function (e) { removeVm(JSON.parse(e.data).id); });
+    source.addEventListener("vm", function (e) { pushed(JSON.parse(e.data)); });
+    source.addEventListener("vm_deleted", function (e) {
+      var id = JSON.parse(e.data).id;
+      eventSeq += 1; lastEvent[id] = eventSeq; removeVm(id);
+    });
     source.addEventListener("stats", function (e) { applyStats(JSON.parse(e.data)); });
     source.addEventListener("error", function () {
-      if (source.readyState === 2) { status("Live stream unavailable; polling"); }
+      droppedAt = Date.now();
+      status(source.readyState === 2 ? "Live stream unavailable; polling" : "Reconnecting");
     });
   }
 
