@@ -74,6 +74,25 @@ def ip_text(vm: dict[str, Any]) -> str:
     return str(value)
 
 
+class Refused(Exception):
+    """A console request refused before it reached the API (CSRF, cross-origin): answered as an HTML page."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def refused_handler(env: jinja2.Environment) -> Any:
+    def handle(req: falcon.Request, resp: falcon.Response, exc: Refused, params: dict[str, Any]) -> None:
+        resp.status = falcon.code_to_http_status(exc.status)
+        resp.content_type = "text/html; charset=utf-8"
+        resp.set_header("Cache-Control", "no-store")
+        apply_security_headers(resp)
+        resp.text = env.get_template("error.html").render(session=None, user=None, csrf="", path=req.path,
+                                                          message=exc.message)
+    return handle
+
+
 @dataclass
 class Session:
     token: str
@@ -141,7 +160,7 @@ class Page:
         form = self.form(req)
         presented = form.get(console_session.CSRF_FIELD) or req.get_header(console_session.CSRF_HEADER)
         if not console_session.csrf_ok(sess.token, presented):
-            raise falcon.HTTPForbidden(description="missing or invalid CSRF token; reload the page and try again")
+            raise Refused(403, "Missing or invalid CSRF token; reload the page and try again.")
         return sess, form
 
     def call(self, req: falcon.Request, sess: Session | None, method: str, path: str, **kwargs: Any) -> Answer:

@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 import falcon
 
 from api import session as console_session
-from api.console.base import Page, apply_security_headers, local_path
+from api.console.base import Page, Refused, apply_security_headers, local_path
 
 
 def _same_origin(req: falcon.Request) -> bool:
@@ -28,7 +28,7 @@ class _Entry(Page):
 
     def _refuse_cross_origin(self, req: falcon.Request) -> None:
         if not _same_origin(req):
-            raise falcon.HTTPForbidden(description="cross-origin form post refused")
+            raise Refused(403, "Cross-origin form post refused.")
 
 
 class LoginPage(_Entry):
@@ -90,7 +90,7 @@ class Logout(Page):
         presented = form.get(console_session.CSRF_FIELD) or req.get_header(console_session.CSRF_HEADER)
         if token is not None:
             if not console_session.csrf_ok(token, presented):
-                raise falcon.HTTPForbidden(description="missing or invalid CSRF token")
+                raise Refused(403, "Missing or invalid CSRF token; reload the page and try again.")
             self.end_session(token)
         console_session.clear_cookie(req, resp)
         apply_security_headers(resp)

@@ -30,7 +30,7 @@ def vm_create_body(form: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]
         body["power_state"] = "running"
     template = str(form.get("template") or "").strip()
     if template:
-        body["template"] = template
+        body["template"] = int(template) if template.isdigit() else template  # a vmid, or a name
     cloud_init: dict[str, Any] = {}
     ci_user = str(form.get("ci_user") or "").strip()
     if ci_user:
@@ -48,10 +48,23 @@ def field_errors(answer_details: list[dict[str, Any]], field: str | None, messag
     errors: dict[str, str] = {}
     for problem in answer_details or [{"field": field or "form", "message": message}]:
         name = str(problem.get("field") or "form")
-        key = {"cloud_init.user": "ci_user", "cloud_init.ssh_keys": "ssh_keys"}.get(name, name.split(".")[0])
-        key = "ci_user" if key == "cloud_init" and name != "cloud_init.ssh_keys" else key
+        key = name.split(".")[0]
+        if key == "cloud_init":
+            key = "ssh_keys" if name.startswith("cloud_init.ssh_keys") else "ci_user"
         errors.setdefault(key, str(problem.get("message") or message))
     return errors
+
+
+def create_choices(page: Page, req: falcon.Request, sess: Any) -> dict[str, Any]:
+    """Suggestions for the New VM form: the cluster's nodes (from the stats sample) and its templates
+    (GET /api/templates, when this server has it)."""
+    stats = page.call(req, sess, "GET", "/api/stats/system")
+    nodes = [str(node.get("node")) for node in ((stats.data or {}).get("nodes") or []) if node.get("node")] \
+        if stats.ok else []
+    templates = page.call(req, sess, "GET", "/api/templates")
+    names = [str(item.get("name") or item.get("vmid")) for item in templates.data or [] if isinstance(item, dict)] \
+        if templates.ok and isinstance(templates.data, list) else []
+    return {"nodes": nodes, "templates": names}
 
 
 class VmsPage(Page):
@@ -71,14 +84,15 @@ class VmsPage(Page):
             errors = field_errors(answer.details, answer.field, answer.error)
             if answer.status != 400:
                 errors = {"name" if answer.status == 409 else "form": answer.error}
-        self.render(req, resp, "vm_new.html", sess, status=400, values=form, errors=errors)
+        self.render(req, resp, "vm_new.html", sess, status=400, values=form, errors=errors,
+                    **create_choices(self, req, sess))
 
 
 class NewVmPage(Page):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         sess = self.require(req)
         defaults = {"cpu_cores": 1, "memory_mb": 512, "disk_gb": 10, "start": "on"}
-        self.render(req, resp, "vm_new.html", sess, values=defaults, errors={})
+        self.render(req, resp, "vm_new.html", sess, values=defaults, errors={}, **create_choices(self, req, sess))
 
 
 class VmPage(Page):

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import falcon
 
 from api.console import pages_auth, pages_misc, pages_vms
-from api.console.base import make_env
+from api.console.base import Refused, make_env, refused_handler
 from api.console.internal import InternalApi
 from controller.config import Settings
 
@@ -42,3 +42,4 @@ def add_routes(app: falcon.App, settings: Settings, end_session: Callable[[str],
     ]
     for path, resource in pages:
         app.add_route(path, resource)
+    app.add_error_handler(Refused, refused_handler(env))

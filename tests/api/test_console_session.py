@@ -10,6 +10,7 @@ import falcon.testing
 
 from api import session as console_session
 from api.console.base import local_path
+from api.console.pages_vms import field_errors, vm_create_body
 from tests.conftest import ADMIN, Api
 
 
@@ -63,7 +64,8 @@ def test_cookie_authenticates_api_reads_and_csrf_guards_writes(api: Api, user_to
     assert ok.status_code == 200 and ok.json["data"]["power_state"] == "running"
 
     refused = form(api, f"/vms/{vm['id']}/action", cookie, action="stop")
-    assert refused.status_code == 403
+    assert refused.status_code == 403 and "CSRF" in refused.text and refused.headers["Content-Type"].startswith(
+        "text/html")
     accepted = form(api, f"/vms/{vm['id']}/action", cookie, action="stop",
                     csrf_token=console_session.csrf_for(cookie))
     assert accepted.status_code == 303 and "notice=" in accepted.headers["Location"]
@@ -107,3 +109,19 @@ def test_redirect_targets_stay_on_this_origin() -> None:
     assert local_path("/vms/1#firewall") == "/vms/1#firewall"
     for evil in ("https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)", None, ""):
         assert local_path(evil) == "/"
+
+
+def test_optional_create_fields_are_sent_only_when_filled() -> None:
+    body, errors = vm_create_body({"name": "web-1", "node": "", "cpu_cores": "2", "memory_mb": "", "disk_gb": "",
+                                   "template": " ", "ci_user": "", "ssh_keys": "\n"})
+    assert (body, errors) == ({"name": "web-1", "cpu_cores": 2}, {})
+    body, errors = vm_create_body({"name": "web-1", "template": "debian-12", "ci_user": "ops",
+                                   "ssh_keys": "ssh-ed25519 AAA a@b\n\nssh-rsa BBB c@d\n", "cpu_cores": "two",
+                                   "start": "on"})
+    assert body == {"name": "web-1", "template": "debian-12", "power_state": "running",
+                    "cloud_init": {"user": "ops", "ssh_keys": ["ssh-ed25519 AAA a@b", "ssh-rsa BBB c@d"]}}
+    assert errors == {"cpu_cores": "must be a whole number"}
+    assert vm_create_body({"name": "web-1", "template": "9000"})[0]["template"] == 9000
+    assert field_errors([{"field": "cloud_init.ssh_keys.1", "message": "bad key"},
+                         {"field": "cloud_init", "message": "unknown field"}], None, "x") == \
+        {"ssh_keys": "bad key", "ci_user": "unknown field"}
