@@ -13,7 +13,7 @@ from api.console.base import Page, apply_security_headers
 STATIC = Path(__file__).with_name("static")
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".svg": "image/svg+xml"}
-SYNC_ORDER = ("synced", "pending", "error", "drift", "deleting")
+SYNC_ORDER = ("synced", "pending", "syncing", "error", "deleting")
 CHARTS = (("cpu_usage", "CPU %"), ("memory_usage", "Memory %"), ("disk_usage", "Disk %"),
           ("network_rx", "Network in KB/s"), ("network_tx", "Network out KB/s"))
 CHART_W, CHART_H = 300, 80

@@ -51,7 +51,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API runs an event loop in the main thread while it is
+# started, and later tests that call asyncio.run() must not find it running.
+@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("console-server")
     env = {key: value for key, value in os.environ.items() if not key.startswith("PVEM_")}
@@ -76,14 +78,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     assert sync_playwright is not None
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
     yield browser
@@ -165,7 +167,7 @@ def account(server: str) -> Account:
     return make_account(server)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def admin(server: str) -> Account:
     status, body = request("POST", f"{server}/api/auth/login", {"email": ADMIN[0], "password": ADMIN[1]})
     assert status == 200, body

@@ -109,8 +109,6 @@ def test_each_row_button(page: Page, server: str, account: Account) -> None:
 
     tr.get_by_role("button", name="Restart").click()
     expect(page.get_by_role("status")).to_contain_text("Restart: accepted")
-    _, body = get_vm(server, account.token, vm["id"])
-    assert body["data"]["restart_pending"] or body["data"]["sync_status"] in ("pending", "synced")
     _, audit = request("GET", f"{server}/api/audit-logs?resource_id={vm['id']}&action=restart_vm",
                        token=account.token)
     assert len(audit["data"]) == 1

@@ -211,7 +211,7 @@
     });
   }
 
-  document.addEventListener("pvem:vm", function (e) { applyVm(e.detail); });
+  document.addEventListener("pvem:vm", function (e) { pushed(e.detail); });  /* an action's answer is news too */
   if (page === "dashboard") {
     pvem.api("GET", "/api/vms").then(function (r) { if (r.ok) { r.body.data.forEach(function (vm) { known[vm.id] = vm; }); recount(); } });
   }
