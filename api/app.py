@@ -11,7 +11,7 @@ from typing import Any
 import falcon
 
 from api import auth as api_auth
-from api import errors, media, openapi
+from api import console, errors, media, openapi
 from api.middleware import BodyLimit, RequestContext, SecurityHeaders
 from api.resources import Op
 from api.resources.audit import AuditLogs
@@ -116,4 +116,5 @@ def create_app(
     routes.append((PREFIX + "/openapi.json", OpenApiDocument(routes)))
     for path, resource in routes:
         app.add_route(path, resource)
+    console.install(app, settings)  # the web console at `/` (outside /api, not in the OpenAPI document)
     return app

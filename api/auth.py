@@ -20,6 +20,7 @@ import falcon
 import jwt
 from sqlalchemy import select
 
+from api import session as console_session
 from api.errors import ApiError
 from controller import tokens as api_tokens
 from controller import users
@@ -182,12 +183,24 @@ class AuthMiddleware:
                     req.context.actor = self.authenticator.actor_for(credential, req.context.client_ip)
             return
         if credential is None:
-            raise _unauthorized("missing bearer token")
+            credential = session_cookie_token(req)  # the console's browser session (401 without one)
         actor = self.authenticator.actor_for(credential, req.context.client_ip)
         if actor.scope == "read" and req.method not in SAFE_METHODS and not getattr(resource, "any_scope", False):
             raise ApiError(403, "this API token has scope read: it may only read")
         req.context.actor = actor
         req.context.user_id = actor.user_id
+
+
+def session_cookie_token(req: falcon.Request) -> str:
+    """The console's session cookie as the alternative to a bearer header (EventSource cannot send headers);
+    unsafe methods must then carry its CSRF token in X-CSRF-Token."""
+    token = console_session.cookie_token(req)
+    if token is None:
+        raise _unauthorized("missing bearer token")
+    if req.method not in console_session.SAFE_METHODS and \
+            not console_session.csrf_ok(token, req.get_header(console_session.CSRF_HEADER)):
+        raise ApiError(403, "missing or invalid CSRF token (send the console's X-CSRF-Token header)")
+    return token
 
 
 def _unauthorized(message: str) -> ApiError:

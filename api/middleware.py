@@ -68,7 +68,8 @@ class SecurityHeaders:
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource: object,
                          req_succeeded: bool) -> None:
         resp.set_header("X-Content-Type-Options", "nosniff")
-        resp.set_header("Referrer-Policy", "no-referrer")
+        if not resp.get_header("Referrer-Policy"):  # the console's pages set same-origin (its Origin checks)
+            resp.set_header("Referrer-Policy", "no-referrer")
         authenticated = resource is not None and not getattr(resource, "public", False)
         if (authenticated or req.path.startswith(self.NO_STORE_PREFIXES)) and not resp.get_header("Cache-Control"):
             resp.set_header("Cache-Control", "no-store")

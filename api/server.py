@@ -231,6 +231,7 @@ def _announce(address: str, runtime: Runtime) -> None:
     if runtime.demo:
         fake = runtime.fake
         lines += [
+            f"  console: {address}/   (log in as {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]})",
             f"  demo: fake Proxmox (nodes pve1, pve2) at https://{fake.host}:{fake.port}",
             f"  log in: POST {address}/api/auth/login "
             f"{{\"email\": \"{DEMO_ADMIN[0]}\", \"password\": \"{DEMO_ADMIN[1]}\"}}",

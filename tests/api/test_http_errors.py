@@ -11,7 +11,7 @@ from controller.stats import HostSampler
 from tests.api.helpers import VM_BODY, assert_envelope, assert_error, assert_timestamp
 
 
-@pytest.mark.parametrize("path", ["/api/nope", "/api/vms/x/y/z/w", "/nope", "/", "/api", "/api/firewall",
+@pytest.mark.parametrize("path", ["/api/nope", "/api/vms/x/y/z/w", "/nope", "/api", "/api/firewall",
                                   "/api/vms/x/snapshots/y/restore"])
 def test_unknown_route_is_404_in_the_error_shape(api, admin_token, path):
     assert_error(api.call("GET", path, admin_token), 404)
