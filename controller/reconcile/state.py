@@ -181,49 +181,44 @@ class StatusWriter:
     def synced(self, vm: DesiredVm, observed: dict[str, Any], status: str | None, node: str | None,
                reboot_required: bool) -> bool:
         """Record convergence if the spec is still the generation this pass worked from."""
-        now = utcnow()
         with self.write() as session:
-            before = session.scalar(select(VirtualMachine.sync_status).where(VirtualMachine.id == vm.id))
-            result = session.execute(
-                update(VirtualMachine)
-                .where(VirtualMachine.id == vm.id, VirtualMachine.generation == vm.generation)
-                .values(observed_generation=vm.generation, sync_status="synced", last_error=None,
-                        last_synced_at=now, status=status or "unknown", observed_node=node,
-                        reboot_required=reboot_required, observed=observed, last_observed_at=now,
-                        error_generation=None, provisioned=True, drift=[])
-            )
-            if result.rowcount:  # type: ignore[attr-defined]
-                if vm.snapshots:  # (none: no statement to send)
-                    session.execute(update(VmSnapshot).where(VmSnapshot.vm_id == vm.id)
-                                    .values(sync_status="synced", last_error=None, provisioned=True))
-                if vm.rules:
-                    session.execute(update(FirewallRule).where(FirewallRule.vm_id == vm.id)
-                                    .values(sync_status="synced", last_error=None))
-                events.emit(session, events.VM_CHANGED, vm.id)
-                if before != "synced":
-                    events.emit(session, events.VM_SYNCED, vm.id)
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            recorded = self._record_observation(session, vm, observed, status, node, reboot_required, drift=[])
+            if recorded and vm.snapshots:  # (none: no statement to send)
+                session.execute(update(VmSnapshot).where(VmSnapshot.vm_id == vm.id)
+                                .values(sync_status="synced", last_error=None, provisioned=True))
+            if recorded and vm.rules:
+                session.execute(update(FirewallRule).where(FirewallRule.vm_id == vm.id)
+                                .values(sync_status="synced", last_error=None))
+            return recorded
 
     def observed_only(self, vm: DesiredVm, observed: dict[str, Any], status: str | None, node: str | None,
                       reboot_required: bool, drift: list[dict[str, Any]]) -> bool:
         """Observe mode: record what was seen and the drift from the spec (compare-and-set on the generation);
         snapshots and rules keep their own sync status, since nothing was applied."""
-        now = utcnow()
         with self.write() as session:
-            before = session.scalar(select(VirtualMachine.sync_status).where(VirtualMachine.id == vm.id))
-            result = session.execute(
-                update(VirtualMachine)
-                .where(VirtualMachine.id == vm.id, VirtualMachine.generation == vm.generation)
-                .values(observed_generation=vm.generation, sync_status="synced", last_error=None,
-                        last_synced_at=now, status=status or "unknown", observed_node=node,
-                        reboot_required=reboot_required, observed=observed, last_observed_at=now,
-                        error_generation=None, provisioned=True, drift=drift)
-            )
-            if result.rowcount:  # type: ignore[attr-defined]
-                events.emit(session, events.VM_CHANGED, vm.id)
-                if before != "synced":
-                    events.emit(session, events.VM_SYNCED, vm.id)
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            return self._record_observation(session, vm, observed, status, node, reboot_required, drift)
+
+    @staticmethod
+    def _record_observation(session: Session, vm: DesiredVm, observed: dict[str, Any], status: str | None,
+                            node: str | None, reboot_required: bool, drift: list[dict[str, Any]]) -> bool:
+        """The VM's status row as synced at the generation this pass worked from (compare-and-set), and its
+        events; False when the spec moved meanwhile."""
+        now = utcnow()
+        before = session.scalar(select(VirtualMachine.sync_status).where(VirtualMachine.id == vm.id))
+        result = session.execute(
+            update(VirtualMachine)
+            .where(VirtualMachine.id == vm.id, VirtualMachine.generation == vm.generation)
+            .values(observed_generation=vm.generation, sync_status="synced", last_error=None,
+                    last_synced_at=now, status=status or "unknown", observed_node=node,
+                    reboot_required=reboot_required, observed=observed, last_observed_at=now,
+                    error_generation=None, provisioned=True, drift=drift)
+        )
+        if not result.rowcount:  # type: ignore[attr-defined]
+            return False
+        events.emit(session, events.VM_CHANGED, vm.id)
+        if before != "synced":
+            events.emit(session, events.VM_SYNCED, vm.id)
+        return True
 
     def forget_vm(self, vm: DesiredVm, owner_id: str, name: str) -> None:
         """The Proxmox VM is gone: drop the row (snapshots and rules cascade) and leave a tombstone."""
