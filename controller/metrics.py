@@ -11,7 +11,7 @@ exposition of the registry plus such scrape-time families.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -25,7 +25,7 @@ from controller.store.models import VirtualMachine
 __all__ = [
     "CONTENT_TYPE_LATEST", "HTTP_DURATION", "HTTP_REQUESTS", "PROXMOX_DURATION", "PROXMOX_REQUESTS",
     "QUEUE_DEPTH", "RECONCILE_DURATION", "RECONCILE_ERRORS", "observe_http", "observe_proxmox", "render",
-    "vm_counts",
+    "track_leadership", "vm_counts",
 ]
 
 # Fast API calls sit in the low milliseconds; Proxmox calls and passes reach seconds.
@@ -44,6 +44,20 @@ RECONCILE_DURATION = Histogram("pvem_reconcile_duration_seconds", "Time of one r
                                buckets=_PROXMOX_BUCKETS)
 RECONCILE_ERRORS = Counter("pvem_reconcile_errors_total", "Reconcile attempts that ended in an error")
 QUEUE_DEPTH = Gauge("pvem_queue_depth", "VMs waiting in the reconciler's work queue")
+_LEADER: Gauge | None = None  # registered by the first controller in the process; API-only replicas lack it
+
+
+def track_leadership(is_leader: Callable[[], bool]) -> None:
+    """`pvem_controller_leader`: 1 while this process's controller holds the lease, 0 on a standby.
+
+    Read at scrape time from the lease (no database access), so it is exact whenever it is scraped.
+    Only processes that run a controller have it: an API-only replica is neither leader nor standby.
+    """
+    global _LEADER
+    if _LEADER is None:
+        _LEADER = Gauge("pvem_controller_leader", "1 when this process's controller holds the lease, "
+                        "0 when it is a standby")
+    _LEADER.set_function(lambda: 1.0 if is_leader() else 0.0)
 
 
 def observe_http(method: str, route: str, status: int, seconds: float) -> None:

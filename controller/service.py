@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from controller import cluster, schedules, stats, users
+from controller import cluster, metrics, schedules, stats, users
 from controller.agent import AgentRefresher
 from controller.config import Settings
 from controller.events import feed as event_feed
@@ -54,6 +54,7 @@ class ControllerService:
         ctl = settings.controller
         self.lease = Lease(store, lease_seconds=ctl.lease_seconds, renew_seconds=ctl.lease_renew_seconds)
         self.lease_keeper = LeaseKeeper(self.lease, self._leadership_changed)
+        metrics.track_leadership(self.lease.is_leader)
         self.listener: notify.Listener | None = None
         self._cluster_listing_used: float | None = None
         if settings.proxmox.host:

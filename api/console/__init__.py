@@ -7,16 +7,13 @@ validation, tenancy, audit and nudges are exactly the API's. `install(app, ...)`
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import falcon
 
 from controller.config import Settings
 
 
-def install(app: falcon.App, settings: Settings, end_session: Callable[[str], None] | None = None) -> None:
-    """Routes for the console pages, its form posts and static files. `end_session(token)` runs at
-    logout (a no-op by default; wire token revocation there)."""
+def install(app: falcon.App, settings: Settings) -> None:
+    """Routes for the console pages, its form posts and static files."""
     from api.console.routes import add_routes
 
-    add_routes(app, settings, end_session or (lambda _token: None))
+    add_routes(app, settings)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
@@ -80,9 +79,8 @@ class RegisterPage(_Entry):
 
 
 class Logout(Page):
-    def __init__(self, *args: Any, end_session: Callable[[str], None]) -> None:
-        super().__init__(*args)
-        self.end_session = end_session
+    """Ends the session: `POST /api/auth/logout` with the session's token revokes it server-side (a copied
+    cookie stops working too), then the cookie is cleared."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         token = console_session.cookie_token(req)
@@ -91,7 +89,7 @@ class Logout(Page):
         if token is not None:
             if not console_session.csrf_ok(token, presented):
                 raise Refused(403, "Missing or invalid CSRF token; reload the page and try again.")
-            self.end_session(token)
+            self.api.call(req, "POST", "/api/auth/logout", token)  # an already-invalid token: nothing to revoke
         console_session.clear_cookie(req, resp)
         apply_security_headers(resp)
         self.redirect(resp, "/login?notice=Logged+out")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import falcon
 
 from api.console import pages_auth, pages_misc, pages_vms
@@ -12,7 +10,7 @@ from api.console.internal import InternalApi
 from controller.config import Settings
 
 
-def add_routes(app: falcon.App, settings: Settings, end_session: Callable[[str], None]) -> None:
+def add_routes(app: falcon.App, settings: Settings) -> None:
     api, env = InternalApi(app), make_env()
     context = {"allow_registration": settings.auth.allow_registration,
                "session_max_age": settings.auth.token_ttl_minutes * 60,
@@ -22,7 +20,7 @@ def add_routes(app: falcon.App, settings: Settings, end_session: Callable[[str],
         ("/", pages_misc.Dashboard(*args)),
         ("/login", pages_auth.LoginPage(*args)),
         ("/register", pages_auth.RegisterPage(*args)),
-        ("/logout", pages_auth.Logout(*args, end_session=end_session)),
+        ("/logout", pages_auth.Logout(*args)),
         ("/vms", pages_vms.VmsPage(*args)),
         ("/vms/new", pages_vms.NewVmPage(*args)),
         ("/vms/{vm_id}", pages_vms.VmPage(*args)),

@@ -10,8 +10,8 @@ MODULES = [
     "bench.scenarios.manifests",  # 1,000 VMs in one apply, no-op re-apply
     "bench.scenarios.capacity",  # RSS with 10,000 VMs in the store
     "bench.scenarios.robustness",  # register/login flood beside writes; 150 idle sockets
-    # reconciler scenarios (issue-8r): bulk vs sequential proxmoxer loop, change latency, idle at 10,000
-    # replicas (issue-11): two API replicas vs one on PostgreSQL
+    "bench.scenarios.reconcile",  # bulk vs a sequential proxmoxer loop, change latency at 1,000, idle at 10,000
+    "bench.scenarios.replicas",  # two API replicas against one on PostgreSQL
 ]
 
 

@@ -61,6 +61,9 @@ def test_login_page_logs_in_and_out(page: Page, account: Account) -> None:
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(re.compile(r"/login"))
     assert not [c for c in page.context.cookies() if c["name"] == "pvem_session"]
+    # The session was revoked server-side, not only forgotten: a copy of the cookie's token is refused.
+    status, _body = request("GET", f"{page.url.split('/login')[0]}/api/auth/me", token=cookie["value"])
+    assert status == 401
     page.goto("/vms")
     expect(page).to_have_url(re.compile(r"/login\?next="))
 

@@ -124,3 +124,32 @@ def test_a_lease_whose_holder_died_on_this_host_is_taken_over_at_once(store, tmp
     elsewhere = Lease(store, lease_seconds=60, renew_seconds=20, holder="other-host:1:y")
     assert elsewhere.renew() is True  # the holder's process is gone: no need to wait 60 s
     assert Lease(store, lease_seconds=60, renew_seconds=20).renew() is False  # a live holder elsewhere: wait
+
+
+def test_metrics_show_whether_this_controller_leads(store, settings, passwords):
+    import falcon.testing
+
+    from api.app import create_app
+    from controller.service import ControllerService
+
+    def leader_gauge(service: ControllerService) -> str:
+        client = falcon.testing.TestClient(create_app(settings, store, readiness=service.readiness_checks(),
+                                                      passwords=passwords))
+        text = client.simulate_get("/metrics").text
+        return next(line for line in text.splitlines() if line.startswith("pvem_controller_leader "))
+
+    leader = ControllerService(settings, store, passwords)
+    leader.lease_keeper.start()
+    try:
+        wait_until(leader.is_leader)
+        assert leader_gauge(leader) == "pvem_controller_leader 1.0"
+        standby = ControllerService(settings, store, passwords)  # the gauge now follows this process's standby
+        standby.lease_keeper.start()
+        try:
+            time.sleep(0.2)
+            assert not standby.is_leader()
+            assert leader_gauge(standby) == "pvem_controller_leader 0.0"
+        finally:
+            standby.lease_keeper.stop()
+    finally:
+        leader.lease_keeper.stop()
