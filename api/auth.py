@@ -18,7 +18,7 @@ from typing import Any
 
 import falcon
 import jwt
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from api import session as console_session
 from api.errors import ApiError
@@ -99,6 +99,13 @@ def credentials_from(req: falcon.Request) -> str | None:
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
+_U, _R = User.__table__.c, RevokedToken.__table__.c
+# A login JWT's user, and whether its jti was revoked (logout): one indexed query.
+_JWT_USER = (select(_U.id, _U.username, _U.email, _U.role, _U.disabled, _U.tokens_valid_after, _R.jti)
+             .select_from(User.__table__.outerjoin(RevokedToken.__table__, _R.jti == bindparam("jti")))
+             .where(_U.id == bindparam("sub")))
+
+
 class Authenticator:
     """A credential -> the acting user. One indexed query per request (the user row joined with the
     revoked-jti table, or the API token row joined with its user): no cache, so logout, password
@@ -109,11 +116,15 @@ class Authenticator:
         self.store = store
 
     def actor_for(self, credential: str, ip_address: str | None) -> Actor:
+        return self.authenticate(credential, ip_address)[0]
+
+    def authenticate(self, credential: str, ip_address: str | None) -> tuple[Actor, dict[str, Any]]:
+        """(the acting user, their public profile: id, username, email, role), from the one query."""
         if api_tokens.looks_like_api_token(credential):
             return self._api_token(credential, ip_address)
         return self._jwt(credential, ip_address)
 
-    def _jwt(self, credential: str, ip_address: str | None) -> Actor:
+    def _jwt(self, credential: str, ip_address: str | None) -> tuple[Actor, dict[str, Any]]:
         try:
             claims = self.tokens.verify(credential)
         except jwt.ExpiredSignatureError:
@@ -121,22 +132,19 @@ class Authenticator:
         except jwt.InvalidTokenError:
             raise _unauthorized("invalid token") from None
         jti = str(claims["jti"])
-        query = (select(User, RevokedToken.jti).outerjoin(RevokedToken, RevokedToken.jti == jti)
-                 .where(User.id == str(claims["sub"])))
-        with self.store.read() as session:
-            row = session.execute(query).first()
+        with self.store.connect() as conn:  # Core, one cached statement: this runs on every request
+            row = conn.execute(_JWT_USER, {"jti": jti, "sub": str(claims["sub"])}).first()
         if row is None:
             raise _unauthorized("invalid token")
-        user, revoked = row
-        valid_after = users.tokens_revoked_at(user)
-        if revoked is not None or (valid_after is not None and float(claims["iat"]) < valid_after):
+        user_id, username, email, role, disabled, valid_after, revoked = row
+        if revoked is not None or (valid_after is not None and float(claims["iat"]) < valid_after.timestamp()):
             raise _unauthorized("token revoked")
-        if user.disabled:
+        if disabled:
             raise _unauthorized(users.DISABLED)
-        return Actor(user_id=user.id, role=user.role, ip_address=ip_address, jti=jti,
-                     token_expires=float(claims["exp"]))
+        return (Actor(user_id=user_id, role=role, ip_address=ip_address, jti=jti, token_expires=float(claims["exp"])),
+                {"id": user_id, "username": username, "email": email, "role": role})
 
-    def _api_token(self, credential: str, ip_address: str | None) -> Actor:
+    def _api_token(self, credential: str, ip_address: str | None) -> tuple[Actor, dict[str, Any]]:
         query = (select(ApiToken, User).join(User, User.id == ApiToken.user_id)
                  .where(ApiToken.token_hash == api_tokens.hash_secret(credential)))
         with self.store.read() as session:
@@ -155,8 +163,9 @@ class Authenticator:
         if token.last_used_at is None or token.last_used_at < now - api_tokens.LAST_USED_PRECISION:
             with self.store.write() as session:
                 api_tokens.touch(session, token.id, now)
-        return Actor(user_id=user.id, role=user.role, ip_address=ip_address, token_id=token.id,
-                     token_name=token.name, scope=token.scope)
+        return (Actor(user_id=user.id, role=user.role, ip_address=ip_address, token_id=token.id,
+                      token_name=token.name, scope=token.scope),
+                {"id": user.id, "username": user.username, "email": user.email, "role": user.role})
 
 
 class AuthMiddleware:
@@ -180,11 +189,12 @@ class AuthMiddleware:
         if getattr(resource, "public", False):
             if credential and getattr(resource, "optional_auth", False):
                 with contextlib.suppress(ApiError):  # a bad credential here is just no credential
-                    req.context.actor = self.authenticator.actor_for(credential, req.context.client_ip)
+                    req.context.actor, req.context.user = self.authenticator.authenticate(
+                        credential, req.context.client_ip)
             return
         if credential is None:
             credential = session_cookie_token(req)  # the console's browser session (401 without one)
-        actor = self.authenticator.actor_for(credential, req.context.client_ip)
+        actor, req.context.user = self.authenticator.authenticate(credential, req.context.client_ip)
         if actor.scope == "read" and req.method not in SAFE_METHODS and not getattr(resource, "any_scope", False):
             raise ApiError(403, "this API token has scope read: it may only read")
         req.context.actor = actor

@@ -20,8 +20,7 @@ T = TypeVar("T")
 def timestamp(value: datetime | str | None) -> str | None:
     """ISO 8601 UTC with a `Z`, to the second, as the contract shows (2024-01-15T10:30:00Z).
 
-    Also takes SQLite's stored UTC text ("2024-01-15 10:30:00.123456"), which the hot read paths read
-    undecoded (controller.vms.list_vm_rows)."""
+    Also takes SQLite's stored UTC text ("2024-01-15 10:30:00.123456"), for reads that skip decoding."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -265,10 +264,11 @@ def _or_empty(value: Any) -> Any:
 
 
 # The VM's answer fields, in order: (field, the VirtualMachine columns it is made of, how to make it from
-# their values; None: the one column's value as it is). The hot list/get reads exactly these columns with
-# one Core query (vm_row_dict); vm_dict (ORM rows) goes through the same table. Extend here, and in VmOut.
+# their values; None: the one column's value as it is). vm_dict (ORM rows) goes through this table; the hot
+# list/get have the database render the same answer (api.vm_json, kept equal by tests/api/test_vm_json.py).
+# Extend here, in api.vm_json, and in VmOut.
 def _list_or_empty(value: Any) -> Any:
-    """A JSON list column (a list, or on the hot path stored JSON text as an orjson fragment); [] for null."""
+    """A JSON list column; [] for null."""
     return [] if value is None else value
 
 

@@ -66,11 +66,11 @@ def lock_owner(session: Session, owner_id: str) -> User | None:
     return session.scalar(select(User).where(User.id == owner_id).with_for_update())
 
 
-def check(session: Session, owner_id: str, before: Usage, after: Usage) -> None:
+def check(session: Session, owner_id: str, before: Usage, after: Usage, owner: User | None = None) -> None:
     """Raises QuotaExceeded naming the first quota `after` would exceed (where it grows past `before`).
 
-    Call `lock_owner` before reading `before`."""
-    owner = session.get(User, owner_id)
+    Call `lock_owner` before reading `before` (and pass what it answered as `owner`)."""
+    owner = owner or session.get(User, owner_id)
     if owner is None or owner.role == "admin":
         return
     for key, (field, words) in LIMITS.items():
@@ -83,6 +83,13 @@ def check(session: Session, owner_id: str, before: Usage, after: Usage) -> None:
 
 def check_growth(session: Session, owner_id: str, vms: int = 0, cpu_cores: int = 0, memory_mb: int = 0,
                  disk_gb: int = 0) -> None:
-    lock_owner(session, owner_id)
+    owner = lock_owner(session, owner_id)
+    if not limited(owner):
+        return  # nothing to enforce: skip the usage sum (this runs on every create)
     before = usage_of(session, owner_id)
-    check(session, owner_id, before, before.add(vms, cpu_cores, memory_mb, disk_gb))
+    check(session, owner_id, before, before.add(vms, cpu_cores, memory_mb, disk_gb), owner=owner)
+
+
+def limited(owner: User | None) -> bool:
+    """Whether any quota applies to `owner` (admins and users without quotas are unlimited)."""
+    return owner is not None and owner.role != "admin" and any(getattr(owner, key) is not None for key in LIMITS)

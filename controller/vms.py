@@ -12,12 +12,9 @@ the restart and rollback counters are never lost; vmid allocation is serialised 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from typing import Any
 
-import orjson
-from sqlalchemy import JSON, Connection, String, TypeDecorator, bindparam, func, select, text, type_coerce
-from sqlalchemy.engine import Dialect
+from sqlalchemy import Connection, bindparam, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,7 +22,7 @@ from controller import audit, cluster, guest, pages, quotas
 from controller.actor import Actor
 from controller.errors import Conflict, Forbidden, Invalid, NotFound
 from controller.specs import VmCreate, VmUpdate
-from controller.store.models import DeletedVm, User, UTCDateTime, VirtualMachine, utcnow
+from controller.store.models import DeletedVm, User, VirtualMachine, utcnow
 
 RESOURCE = "virtual_machine"
 SPEC_FIELDS = ("name", "cpu_cores", "memory_mb", "disk_gb", "node", "power_state", "labels", "management",
@@ -57,107 +54,53 @@ def list_vms(session: Session, actor: Actor, name: str | None = None,
     return [vm for vm in found if matches_labels(vm, labels)] if labels else found
 
 
-class _JsonFragment(TypeDecorator[Any]):
-    """A JSON column read for an answer: SQLite's stored JSON text goes out as it is (orjson.Fragment,
-    embedded verbatim by orjson.dumps) instead of being decoded and encoded again; JSON null is None.
-    PostgreSQL's driver decodes JSON itself: those values pass through as dicts."""
-
-    impl = String
-    cache_ok = True
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
-        if isinstance(value, str | bytes):
-            return None if value == "null" else orjson.Fragment(value)
-        return value
-
-
-class _FastJson(TypeDecorator[Any]):
-    """A JSON column read for the hot path: orjson instead of json.loads (PostgreSQL's driver decodes itself)."""
-
-    impl = String
-    cache_ok = True
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
-        return orjson.loads(value) if isinstance(value, str | bytes) else value
-
-
-class _DriverValue(TypeDecorator[Any]):
-    """A timestamp as the driver hands it out, undecorated: SQLite's stored UTC text
-    ("YYYY-MM-DD HH:MM:SS.ffffff") or PostgreSQL's aware datetime. Parsing text into datetimes per row
-    only to format them back is most of a list's cost; api.schemas.timestamp accepts both."""
-
-    impl = String
-    cache_ok = True
-
-
-# JSON columns the answer reworks (cloud_init gains `password_set`): decoded, not embedded as they are.
-_DECODED_JSON = frozenset({"cloud_init_spec"})
-
-
 @functools.lru_cache(maxsize=64)
-def _hot_columns(columns: tuple[str, ...]) -> list[Any]:
-    table = VirtualMachine.__table__
-    picked: list[Any] = []
-    for name in columns:
-        column = table.c[name]
-        if isinstance(column.type, JSON) and name in _DECODED_JSON:
-            picked.append(type_coerce(column, _FastJson()).label(name))
-        elif isinstance(column.type, JSON):
-            picked.append(type_coerce(column, _JsonFragment()).label(name))
-        elif isinstance(column.type, UTCDateTime):
-            picked.append(type_coerce(column, _DriverValue()).label(name))
-        else:
-            picked.append(column)
-    return picked
-
-
-@functools.lru_cache(maxsize=64)
-def _list_query(columns: tuple[str, ...], admin: bool, by_name: bool, with_labels: bool) -> Any:
+def _list_query(select_list: tuple[Any, ...], admin: bool, by_name: bool, with_labels: bool) -> Any:
     """The hot list's statement, built once per shape (its values are bound parameters)."""
-    query = select(*_hot_columns(columns))
+    query = select(*select_list)
     if not admin:
         query = query.where(VirtualMachine.owner_id == bindparam("owner_id"))
     if by_name:
         query = query.where(VirtualMachine.name == bindparam("name"))
     if with_labels:
-        query = query.add_columns(type_coerce(VirtualMachine.labels, _FastJson()))
+        query = query.add_columns(VirtualMachine.labels)
     return query
 
 
 @functools.lru_cache(maxsize=64)
-def _get_query(columns: tuple[str, ...], admin: bool) -> Any:
-    query = select(*_hot_columns(columns)).where(VirtualMachine.id == bindparam("vm_id"))
+def _get_query(select_list: tuple[Any, ...], admin: bool) -> Any:
+    query = select(*select_list).where(VirtualMachine.id == bindparam("vm_id"))
     return query if admin else query.where(VirtualMachine.owner_id == bindparam("owner_id"))
 
 
-def list_vm_rows(session: Session | Connection, actor: Actor, columns: Sequence[str], name: str | None = None,
+def list_vm_rows(session: Session | Connection, actor: Actor, select_list: tuple[Any, ...], name: str | None = None,
                  labels: dict[str, str] | None = None, page: pages.PageRequest = pages.ALL,
                  ) -> tuple[list[tuple[Any, ...]], str | None]:
-    """As list_vms, but only `columns` (names of VirtualMachine columns), as tuples in that order, one
-    Core query for the hot read path; with `page`, one keyset page and the next cursor. Timestamps come
-    as the driver's values (text on SQLite, see _DriverValue), JSON columns as orjson fragments
-    (_JsonFragment): these rows are for answers, not for computing with."""
-    query = _list_query(tuple(columns), actor.is_admin, name is not None, bool(labels))
+    """As list_vms, but rows of `select_list` (column expressions: the API selects each VM's finished
+    answer, api.vm_json), one Core query for the hot read path; with `page`, one keyset page and the
+    next cursor. Pass the same tuple object each time: statements are cached by it."""
+    query = _list_query(select_list, actor.is_admin, name is not None, bool(labels))
     params: dict[str, Any] = {} if actor.is_admin else {"owner_id": actor.user_id}
     if name is not None:
         params["name"] = name
     keep = None
+    width = len(select_list)
     if labels:
         wanted = labels.items()
 
         def keep(row: Any) -> bool:
-            have = row[len(columns)] or {}
+            have = row[width] or {}
             return all(have.get(key) == value for key, value in wanted)
 
     rows, token = pages.fetch(session, query, (VirtualMachine.created_at, VirtualMachine.vmid), page, "vms",
                               keep=keep, core=True, params=params, cache=True)
-    return ([row[:len(columns)] for row in rows] if labels else rows), token
+    return ([row[:width] for row in rows] if labels else rows), token
 
 
-def get_vm_row(session: Session | Connection, actor: Actor, vm_id: str, columns: Sequence[str]) -> tuple[Any, ...]:
-    """As get_vm, but only `columns` as a tuple (one Core query for the hot read path; timestamps as in
-    list_vm_rows)."""
-    query = _get_query(tuple(columns), actor.is_admin)
+def get_vm_row(session: Session | Connection, actor: Actor, vm_id: str,
+               select_list: tuple[Any, ...]) -> tuple[Any, ...]:
+    """As get_vm, but one row of `select_list` (as list_vm_rows)."""
+    query = _get_query(select_list, actor.is_admin)
     params = {"vm_id": vm_id} if actor.is_admin else {"vm_id": vm_id, "owner_id": actor.user_id}
     conn = session.connection() if isinstance(session, Session) else session
     row = conn.execute(query, params).first()

@@ -1,6 +1,7 @@
 """Scale-out with real processes: two `pvem api` and two `pvem controller` on one database (PostgreSQL when
 the suite runs there, else SQLite), all started at once against a fakepve subprocess; concurrent clients
-write through both APIs, then the leading controller is SIGKILLed.
+write through both APIs (16 clients; `PVEM_SCALE_OUT_SECONDS`, default 8, sets how long), and halfway
+through the leading controller is SIGKILLed.
 
 Every acknowledged write is stored once, every VM is created and started exactly once in Proxmox, the
 standby takes the lease within the lease time and finishes the work, and every Proxmox write has its
@@ -30,9 +31,11 @@ from controller.store.models import AuditLog, ControllerLease, VirtualMachine
 from tests.test_crash_safety import PVEM, fake_proxmox, free_port, processes, wait_for_text  # noqa: F401
 from tests.test_serve_e2e import SECRET, request, wait_healthy
 
-CLIENTS = 8
+# The issue's acceptance run is 16 clients for a minute: PVEM_SCALE_OUT_SECONDS=60 (the suite's default
+# is shorter to keep `make test` fast; the checks are the same).
+CLIENTS = int(os.environ.get("PVEM_SCALE_OUT_CLIENTS", "16"))
 VMS_PER_CLIENT = 2
-WRITE_SECONDS = 4.0
+WRITE_SECONDS = float(os.environ.get("PVEM_SCALE_OUT_SECONDS", "8"))
 LEASE_SECONDS = 3.0
 CONVERGE_DEADLINE = 90.0
 ADMIN = ("ops@example.com", "ops-password")
@@ -168,8 +171,14 @@ def test_two_apis_two_controllers_leader_killed_mid_work(tmp_path: Path, fresh_d
             time.sleep(0.05)
         assert leader_pid(store)[1] > epoch  # a new epoch: the old leader's writes are fenced off
         # an API replica says who leads (readiness details are for admins)
-        status, ready = request("GET", f"{bases[0]}/api/health/ready", token=writers.token)
-        assert status == 200 and f":{survivor.pid}:" in ready["checks"]["leader"]["leader"], ready
+        # (asked until it does, within a lease period: a renewal may be late on a loaded machine)
+        while True:
+            status, ready = request("GET", f"{bases[0]}/api/health/ready", token=writers.token)
+            assert status == 200, ready
+            if f":{survivor.pid}:" in str(ready["checks"]["leader"]["leader"]):
+                break
+            assert time.monotonic() - killed_at < 4 * LEASE_SECONDS + 10, ready
+            time.sleep(0.1)
 
         assert writers.errors == [], writers.errors[:5]
         assert len(writers.created) >= 10

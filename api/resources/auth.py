@@ -59,9 +59,7 @@ class Me:
         self.store = store
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        with self.store.read() as session:
-            user = users.get(session, req.context.actor.user_id)
-            resp.media = envelope(user_dict(user) if user else None)
+        resp.media = envelope(req.context.user)  # read with the credential (api.auth): no second query
 
 
 class Logout:

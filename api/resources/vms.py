@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import falcon
+import orjson
 
+from api import vm_json
 from api.resources import Op
-from api.schemas import VM_COLUMNS, DeletedOut, Envelope, Paged, VmOut, envelope, paged, vm_dict, vm_row_dict
+from api.schemas import DeletedOut, Envelope, Paged, VmOut, envelope, paged, vm_dict
 from api.validation import PAGE_QUERY, PAGE_QUERY_SCHEMAS, label_selector_param, page_param, parse_body
 from controller import vms
 from controller.config import ProxmoxSettings
@@ -34,9 +36,9 @@ class VmCollection:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         name, selector, page = req.get_param("name"), label_selector_param(req), page_param(req)
         with self.store.connect() as conn:
-            rows, token = vms.list_vm_rows(conn, req.context.actor, VM_COLUMNS, name=name, labels=selector,
-                                           page=page)
-        resp.media = paged([vm_row_dict(row) for row in rows], page.size, token, include=page.paged)
+            rows, token = vms.list_vm_rows(conn, req.context.actor, vm_json.select_list(self.store.dialect),
+                                           name=name, labels=selector, page=page)
+        resp.media = paged([orjson.Fragment(document) for document, in rows], page.size, token, include=page.paged)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         spec = parse_body(req, VmCreate)
@@ -62,8 +64,8 @@ class VmItem:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, vm_id: str) -> None:
         with self.store.connect() as conn:
-            row = vms.get_vm_row(conn, req.context.actor, vm_id, VM_COLUMNS)
-        resp.media = envelope(vm_row_dict(row))
+            (document,) = vms.get_vm_row(conn, req.context.actor, vm_id, vm_json.select_list(self.store.dialect))
+        resp.media = envelope(orjson.Fragment(document))
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, vm_id: str) -> None:
         update = parse_body(req, VmUpdate)
