@@ -9,9 +9,11 @@ crashed controller restarted) is taken over at once. Time is the hosts' UTC cloc
 NTP, as with any lease.
 
 Fencing: every status and audit write of the reconciler runs `fence(session)` in its own transaction,
-which checks (and, on PostgreSQL, share-locks until commit) that the row still names this holder at
-this epoch. A leader that was paused past its lease and resumes finds a new epoch there and writes
-nothing (`Fenced`); a takeover waits for the writes already under way to commit.
+which checks (and, on PostgreSQL, key-share-locks until commit) that the row still names this holder
+at this epoch. The holder's renewal takes FOR NO KEY UPDATE, which those locks do not block; a takeover
+takes FOR UPDATE, which waits for them. A leader that was paused past its lease and resumes finds a
+new epoch there and writes nothing (`Fenced`); a takeover waits for the writes already under way to
+commit.
 """
 
 from __future__ import annotations
@@ -122,7 +124,11 @@ class Lease:
         """(our epoch, or None; seconds until the current holder's lease expires)."""
         now = utcnow()
         expires = now + timedelta(seconds=self.lease_seconds)
-        row = session.scalar(select(ControllerLease).where(ControllerLease.name == self.name).with_for_update())
+        # FOR NO KEY UPDATE: serialises claimants but not the holder's fences (FOR KEY SHARE), so a busy
+        # leader's stream of fenced writes cannot starve its own renewal (PostgreSQL lets share lockers
+        # overtake a waiting exclusive locker).
+        query = select(ControllerLease).where(ControllerLease.name == self.name)
+        row = session.scalar(query.with_for_update(key_share=True))
         if row is None:
             session.add(ControllerLease(name=self.name, holder=self.holder, epoch=1, acquired_at=now,
                                         renewed_at=now, expires_at=expires))
@@ -135,6 +141,10 @@ class Lease:
                 and not holder_died_here(row.holder)):
             return None, (row.expires_at - now).total_seconds()
         # Free or expired: take it over with a new epoch (the row is locked: no other taker in between).
+        # FOR UPDATE conflicts with the fences' FOR KEY SHARE: the takeover waits for the writes the old
+        # holder has under way to commit (or roll back) first.
+        row = session.scalar(query.with_for_update().execution_options(populate_existing=True))
+        assert row is not None
         row.holder, row.epoch, row.acquired_at, row.renewed_at, row.expires_at = (
             self.holder, row.epoch + 1, now, now, expires)
         return row.epoch, self.lease_seconds
@@ -173,7 +183,7 @@ class Lease:
             raise Fenced("not the leader")
         found = session.scalar(select(ControllerLease.epoch).where(
             ControllerLease.name == self.name, ControllerLease.holder == self.holder,
-            ControllerLease.epoch == epoch).with_for_update(read=True))
+            ControllerLease.epoch == epoch).with_for_update(read=True, key_share=True))
         if found is None:
             with self._lock:
                 if self.epoch == epoch:
