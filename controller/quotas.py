@@ -9,7 +9,9 @@ cluster; give automation its own user account to bound it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -47,13 +49,33 @@ def _usage_query() -> Select:  # type: ignore[type-arg, unused-ignore]
         VirtualMachine.deletion_requested.is_(False)).group_by(VirtualMachine.owner_id)
 
 
+def extra_disk_gb(disks: Iterable[Any] | None) -> int:
+    """The size of a VM's extra data disks (`disks`: dicts or DiskSpecs with `size_gb`), which count
+    toward `max_disk_gb` like the boot disk."""
+    return sum(int(disk["size_gb"] if isinstance(disk, dict) else disk.size_gb) for disk in disks or ())
+
+
+def _extra_disks(session: Session, owner_id: str | None = None) -> dict[str, int]:
+    """owner -> GB of extra disks on their VMs (not being deleted)."""
+    query = select(VirtualMachine.owner_id, VirtualMachine.disks).where(VirtualMachine.deletion_requested.is_(False))
+    if owner_id is not None:
+        query = query.where(VirtualMachine.owner_id == owner_id)
+    totals: dict[str, int] = {}
+    for owner, disks in session.execute(query):
+        totals[str(owner)] = totals.get(str(owner), 0) + extra_disk_gb(disks)
+    return totals
+
+
 def usage_of(session: Session, owner_id: str) -> Usage:
     row = session.execute(_usage_query().where(VirtualMachine.owner_id == owner_id)).first()
-    return Usage(*(int(row[index]) for index in range(1, 5))) if row else Usage()
+    usage = Usage(*(int(row[index]) for index in range(1, 5))) if row else Usage()
+    return usage.add(disk_gb=_extra_disks(session, owner_id).get(owner_id, 0))
 
 
 def usage_by_owner(session: Session) -> dict[str, Usage]:
-    return {str(row[0]): Usage(*(int(row[index]) for index in range(1, 5))) for row in session.execute(_usage_query())}
+    extra = _extra_disks(session)
+    return {str(row[0]): Usage(*(int(row[index]) for index in range(1, 5))).add(disk_gb=extra.get(str(row[0]), 0))
+            for row in session.execute(_usage_query())}
 
 
 def quota_of(user: User) -> dict[str, int | None]:

@@ -202,7 +202,7 @@ def create_vm(
     if owner_id is None:
         raise Invalid("an owner is required", field="owner_id")
     quotas.check_growth(session, owner_id, vms=1, cpu_cores=spec.cpu_cores, memory_mb=spec.memory_mb,
-                        disk_gb=spec.disk_gb)
+                        disk_gb=spec.disk_gb + quotas.extra_disk_gb(spec.disks))
     if spec.node is not None:
         cluster.check_node(session, spec.node)
     if spec.reboot_policy is None:
@@ -296,6 +296,9 @@ def update_vm(session: Session, actor: Actor, vm_id: str, update: VmUpdate) -> V
         return vm
     growth = {key: change["new"] - change["old"] for key, change in changes.items()
               if key in ("cpu_cores", "memory_mb", "disk_gb")}
+    if "disks" in changes:  # extra disks count toward max_disk_gb too
+        growth["disk_gb"] = growth.get("disk_gb", 0) + quotas.extra_disk_gb(changes["disks"]["new"]) - \
+            quotas.extra_disk_gb(changes["disks"]["old"])
     if any(value > 0 for value in growth.values()):
         quotas.check_growth(session, vm.owner_id, **growth)
     apply_changes(session, vm, changes)

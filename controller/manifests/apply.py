@@ -112,14 +112,16 @@ def check_quota(session: Session, owner_id: str, objects: list[PlannedObject]) -
     for item in objects:
         if item.action == "create" and item.create_spec is not None:
             spec = item.create_spec
-            after = after.add(1, spec.cpu_cores, spec.memory_mb, spec.disk_gb)
+            after = after.add(1, spec.cpu_cores, spec.memory_mb, spec.disk_gb + quotas.extra_disk_gb(spec.disks))
         elif item.action == "delete" and item.vm is not None and not item.vm.deletion_requested:
             vm = item.vm
-            after = after.add(-1, -vm.cpu_cores, -vm.memory_mb, -vm.disk_gb)
+            after = after.add(-1, -vm.cpu_cores, -vm.memory_mb, -vm.disk_gb - quotas.extra_disk_gb(vm.disks))
         elif item.action == "update" and item.vm is not None:
             vm = item.vm
             after = after.add(0, *(item.fields.get(key, getattr(vm, key)) - getattr(vm, key)
                                    for key in ("cpu_cores", "memory_mb", "disk_gb")))
+            if "disks" in item.fields:
+                after = after.add(disk_gb=quotas.extra_disk_gb(item.fields["disks"]) - quotas.extra_disk_gb(vm.disks))
     quotas.check(session, owner_id, before, after)
 
 def _write(session: Session, owner_id: str, item: PlannedObject, options: ApplyOptions) -> VirtualMachine:

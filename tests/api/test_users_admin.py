@@ -126,6 +126,22 @@ def test_each_resource_quota_bounds_create_and_update(api, admin_token, user_tok
     assert assert_envelope(api.call("GET", f"/api/vms/{vm['id']}", user_token))[field] == value
 
 
+def test_extra_disks_count_toward_max_disk_gb(api, admin_token, user_token, alice_id):
+    assert_envelope(quota(api, admin_token, alice_id, max_disk_gb=50))
+    body = assert_error(api.call("POST", "/api/vms", user_token,
+                                 json={**VM_BODY, "disk_gb": 20, "disks": [{"size_gb": 31}]}), 403)
+    assert body["quota"] == "max_disk_gb"
+    vm = api.create_vm(user_token, disk_gb=20, disks=[{"size_gb": 10}])
+    data = assert_envelope(api.call("GET", f"/api/users/{alice_id}", admin_token))
+    assert data["usage"]["disk_gb"] == 30
+    body = assert_error(api.call("PUT", f"/api/vms/{vm['id']}", user_token,
+                                 json={"disks": [{"size_gb": 10}, {"size_gb": 21}]}), 403)
+    assert body["quota"] == "max_disk_gb"
+    assert_envelope(api.call("PUT", f"/api/vms/{vm['id']}", user_token, json={"disks": [{"size_gb": 30}]}))
+    body = assert_error(post_yaml(api, user_token, doc("m-disk", node="pve1", disk_gb=10)), 403)
+    assert body["quota"] == "max_disk_gb"
+
+
 def test_a_user_over_a_lowered_quota_may_still_shrink(api, admin_token, user_token, alice_id):
     vm = api.create_vm(user_token, cpu_cores=4)
     assert_envelope(quota(api, admin_token, alice_id, max_cpu_cores=2))
