@@ -118,3 +118,17 @@ def create_app(
         app.add_route(path, resource)
     console.install(app, settings)  # the web console at `/` (outside /api, not in the OpenAPI document)
     return app
+
+
+def create_status_app(settings: Settings, store: Store, readiness: dict[str, ReadinessCheck]) -> falcon.App:
+    """What `pvem controller` serves on `controller.metrics_port`: `/metrics`, `/api/health` and
+    `/api/health/ready` (its role among the checks; details for an admin's token), nothing else."""
+    _tokens, auth_middleware, _throttle = api_auth.build(settings, store)
+    middleware: list[Any] = [RequestContext(), SecurityHeaders(), auth_middleware]
+    app = falcon.App(middleware=middleware)
+    errors.install(app)
+    media.install(app)
+    app.add_route("/metrics", Metrics(store))
+    app.add_route(PREFIX + "/health", Health())
+    app.add_route(PREFIX + "/health/ready", Ready(store, readiness))
+    return app

@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
         if name != "controller":
             serve.add_argument("--host", help="override server.host")
             serve.add_argument("--port", type=int, help="override server.port")
+        else:
+            serve.add_argument("--metrics-port", type=int, metavar="PORT",
+                               help="serve /metrics and /api/health/ready on server.host:PORT "
+                                    "(controller.metrics_port)")
 
     db = commands.add_parser("db", help="database schema", one_line_errors=True)
     db.add_argument("--config", metavar="PATH", help="config file")
@@ -198,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
 
         mode = {"serve": "all", "api": "api", "controller": "controller"}[args.command]
         return serve(args.config, demo=args.demo, host=getattr(args, "host", None), port=getattr(args, "port", None),
-                     mode=mode)
+                     mode=mode, metrics_port=getattr(args, "metrics_port", None))
     if args.command == "db":
         return _db(args)
     _parser().print_help()

@@ -22,7 +22,7 @@ from typing import Any
 import waitress
 import waitress.utilities
 
-from api.app import create_app
+from api.app import create_app, create_status_app
 from api.schemas import snapshot_dict, vm_dict
 from controller.config import ConfigError, Settings, load_settings, require_production_secret
 from controller.events.feed import Feed
@@ -129,8 +129,9 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def serve(config_path: str | None = None, demo: bool = False, host: str | None = None,
-          port: int | None = None, mode: str = "all") -> int:
-    """Run pvem. mode: `all` (API + controller), `api` (HTTP only), `controller` (reconciler only)."""
+          port: int | None = None, mode: str = "all", metrics_port: int | None = None) -> int:
+    """Run pvem. mode: `all` (API + controller), `api` (HTTP only), `controller` (reconciler only; with
+    `controller.metrics_port` or `metrics_port`, also /metrics and health on that port)."""
     runtime: Runtime | None = None
     try:
         runtime = demo_settings(config_path) if demo else Runtime(load_settings(config_path), demo=False)
@@ -139,9 +140,16 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
             server_section = settings.server.model_copy(update={
                 key: value for key, value in (("host", host), ("port", port)) if value is not None})
             settings = settings.model_copy(update={"server": server_section})
+        if mode == "controller":
+            # the status port (if any) takes the API's place: server.port is not used by a controller
+            status_port = metrics_port if metrics_port is not None else settings.controller.metrics_port
+            settings = settings.model_copy(update={"server": settings.server.model_copy(
+                update={"port": status_port if status_port is not None else 0})})
+        else:
+            status_port = None
         if not demo and mode != "controller":
             require_production_secret(settings)
-        if mode != "controller":
+        if mode != "controller" or status_port is not None:
             check_port_free(settings.server.host, settings.server.port)
     except (ConfigError, ImportError) as exc:
         if runtime is not None and runtime.fake is not None:
@@ -179,15 +187,19 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
                          readiness=controller.readiness_checks() if controller else {"leader": leader_check(store)},
                          passwords=passwords, importer=importer, feed=feed)
         server = create_server(app, settings)
+    elif status_port is not None:
+        assert controller is not None
+        server = create_server(create_status_app(settings, store, controller.readiness_checks()), settings)
     if controller is not None:
         controller.start()
     previous = {sig: signal.signal(sig, _stop_handler(feed)) for sig in (signal.SIGTERM, signal.SIGINT)}
-    if server is not None:
+    if server is not None and mode != "controller":
         address = f"http://{settings.server.host}:{server.effective_port}"
         _announce(address, runtime)
         log.info("listening", url=address, demo=demo, mode=mode, database=store.engine.url.render_as_string())
     else:
-        print("pvem controller running (Ctrl-C to stop)", flush=True)
+        status = f"; metrics: http://{settings.server.host}:{server.effective_port}/metrics" if server else ""
+        print(f"pvem controller running (Ctrl-C to stop){status}", flush=True)
         log.info("controller_running", database=store.engine.url.render_as_string())
     try:
         if server is not None:

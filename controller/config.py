@@ -118,6 +118,9 @@ class ControllerSettings(_Section):
     # Leader election between controller replicas sharing one database (see README "Scale-out").
     lease_seconds: float = Field(15.0, gt=0)
     lease_renew_seconds: float = Field(5.0, gt=0)
+    # `pvem controller` alone has no API; with a port it serves /metrics and /api/health(/ready) on
+    # server.host (null: nothing). `pvem controller --metrics-port N` sets it too.
+    metrics_port: int | None = Field(None, ge=0, le=65535)
 
     @model_validator(mode="after")
     def _lease_timing(self) -> ControllerSettings:

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.request
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,13 @@ class Writers:
             time.sleep(rng.uniform(0.05, 0.15))
 
 
+def leader_gauge(port: int) -> float:
+    """`pvem_controller_leader` from a controller's metrics port."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    return float(next(line.split()[1] for line in text.splitlines() if line.startswith("pvem_controller_leader ")))
+
+
 def leader_pid(store: Store) -> tuple[int | None, int]:
     with store.read() as session:
         row = session.get(ControllerLease, "controller")
@@ -121,7 +129,7 @@ def leader_pid(store: Store) -> tuple[int | None, int]:
 def test_two_apis_two_controllers_leader_killed_mid_work(tmp_path: Path, fresh_database_url: str,
                                                         fake_proxmox: dict[str, Any],  # noqa: F811
                                                         processes: list[subprocess.Popen[Any]]) -> None:  # noqa: F811
-    ports = [free_port(), free_port()]
+    ports = [free_port() for _ in range(4)]  # two APIs, then each controller's metrics port
     apis: list[subprocess.Popen[Any]] = []
     controllers: list[subprocess.Popen[Any]] = []
     logs: list[Path] = []
@@ -132,13 +140,13 @@ def test_two_apis_two_controllers_leader_killed_mid_work(tmp_path: Path, fresh_d
         extra = {"PVEM_AUTH__ADMIN_EMAIL": ADMIN[0], "PVEM_AUTH__ADMIN_PASSWORD": ADMIN[1]} if index < 2 else {}
         log = tmp_path / f"{kind}-{index}.log"
         logs.append(log)
-        args = [PVEM, kind] + (["--port", str(ports[index])] if kind == "api" else [])
+        args = [PVEM, kind, "--port" if kind == "api" else "--metrics-port", str(ports[index])]
         with open(log, "wb") as out:
             proc = subprocess.Popen(args, cwd=tmp_path, env=pvem_env(fresh_database_url, fake_proxmox, **extra),
                                     stdout=out, stderr=subprocess.STDOUT)
         processes.append(proc)
         (apis if kind == "api" else controllers).append(proc)
-    bases = [f"http://127.0.0.1:{port}" for port in ports]
+    bases = [f"http://127.0.0.1:{port}" for port in ports[:2]]
     for base, proc in zip(bases, apis, strict=True):
         wait_healthy(base, proc, timeout=60)
     for proc, log in zip(controllers, logs[2:], strict=True):
@@ -156,6 +164,9 @@ def test_two_apis_two_controllers_leader_killed_mid_work(tmp_path: Path, fresh_d
         pid, epoch = leader_pid(store)
         by_pid = {proc.pid: proc for proc in controllers}
         assert pid in by_pid, f"the lease names {pid}, not one of the controllers {sorted(by_pid)}"
+        # each controller's /metrics says whether it leads
+        gauges = {proc.pid: leader_gauge(port) for proc, port in zip(controllers, ports[2:], strict=True)}
+        assert gauges == {proc.pid: 1.0 if proc.pid == pid else 0.0 for proc in controllers}
         by_pid[pid].send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
         by_pid[pid].wait(10)
@@ -170,6 +181,9 @@ def test_two_apis_two_controllers_leader_killed_mid_work(tmp_path: Path, fresh_d
             assert time.monotonic() - killed_at < 2 * LEASE_SECONDS + 5, "the standby never took the lease"
             time.sleep(0.05)
         assert leader_pid(store)[1] > epoch  # a new epoch: the old leader's writes are fenced off
+        while leader_gauge(ports[2 + controllers.index(survivor)]) != 1.0:  # set just after its commit
+            assert time.monotonic() - killed_at < 4 * LEASE_SECONDS + 10, "the survivor's gauge never said leader"
+            time.sleep(0.05)
         # an API replica says who leads (readiness details are for admins)
         # (asked until it does, within a lease period: a renewal may be late on a loaded machine)
         while True:
