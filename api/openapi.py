@@ -15,7 +15,8 @@ from pydantic.json_schema import models_json_schema
 
 from api.resources import Op
 from api.schemas import ErrorOut
-from controller.specs import Direction, PowerAction, RuleAction
+from controller.firewall_specs import Direction, RuleAction
+from controller.specs import PowerAction
 
 REF = "#/components/schemas/{model}"
 _PARAM = re.compile(r"{(\w+)}")

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller import audit, quotas
+from controller.account_specs import QuotaUpdate, UserAdminUpdate
 from controller.actor import Actor
 from controller.errors import Conflict, Forbidden, NotFound
-from controller.specs import QuotaUpdate, UserAdminUpdate
 from controller.store.models import User
 
 RESOURCE = "user"

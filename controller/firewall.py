@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from controller import audit, pages
 from controller.actor import Actor
 from controller.errors import Invalid, NotFound
-from controller.specs import RuleCreate, RuleUpdate, rule_problem
+from controller.firewall_specs import RuleCreate, RuleUpdate, rule_problem
 from controller.store.models import FirewallRule, VirtualMachine, utcnow
 from controller.vms import get_live_vm, get_vm, mark_changed
 

@@ -1,14 +1,15 @@
 """Pydantic specs: what a client may ask for. One set of models serves the REST API and the manifests.
 
+This module: the shared base (`Spec`, error messages), VMs, snapshots and imports; the guest fields
+are in `guest_specs`, firewall rules in `firewall_specs`, accounts in `account_specs`.
+
 Field rules follow Proxmox's own: VM names are DNS names, snapshot names start with a letter, disks
 only grow. Unknown fields are rejected (a typo in desired state must not pass silently).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import unicodedata
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -18,7 +19,6 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
-    ValidationInfo,
     field_validator,
 )
 
@@ -43,8 +43,6 @@ SyncStatus = Literal["pending", "syncing", "synced", "error", "deleting"]
 _DNS_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _NODE_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _SNAPSHOT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{1,39}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$")
 # Kubernetes' label syntax: an optional DNS-subdomain prefix and `/`, then a name of up to 63 characters.
 _LABEL_NAME = r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 _LABEL_KEY = re.compile(rf"^(?:[a-z0-9](?:[-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}$")
@@ -287,192 +285,6 @@ class SnapshotCreate(Spec):
             raise ValueError("'current' is reserved by Proxmox")
         return value
 
-
-def check_address(value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        if "/" in value:
-            ipaddress.ip_network(value, strict=False)
-        else:
-            ipaddress.ip_address(value)
-    except ValueError:
-        raise ValueError("must be an IPv4/IPv6 address or CIDR") from None
-    return value
-
-
-Direction = Literal["inbound", "outbound"]
-RuleAction = Literal["accept", "drop", "reject"]
-Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
-
-
-class _RuleFields(Spec):
-    @field_validator("direction", "action", mode="before", check_fields=False)
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
-
-    @field_validator("protocol", check_fields=False)
-    @classmethod
-    def _protocol(cls, value: str | None) -> str | None:
-        # Stored as given (the contract's example answers "TCP"); any case is accepted.
-        if value is not None and value.lower() not in ("tcp", "udp", "icmp"):
-            raise ValueError("must be tcp, udp or icmp (any case)")
-        return value
-
-    @field_validator("source", "destination", check_fields=False)
-    @classmethod
-    def _address(cls, value: str | None) -> str | None:
-        return check_address(value)
-
-
-def address_family(value: str) -> int:
-    return ipaddress.ip_network(value, strict=False).version
-
-
-def rule_problem(protocol: str | None, port: int | None, source: str | None,
-                 destination: str | None) -> tuple[str, str] | None:
-    """What Proxmox would refuse in a whole rule, as (field, message); None when it can apply it.
-
-    A port only means something for tcp or udp; source and destination must be one address family.
-    """
-    if port is not None and (protocol or "").lower() not in ("tcp", "udp"):
-        return "port", "a port needs protocol tcp or udp"
-    if source is not None and destination is not None:
-        try:
-            if address_family(source) != address_family(destination):
-                return "destination", (f"must be in the same address family as source {source!r} "
-                                       "(IPv4 with IPv4, IPv6 with IPv6)")
-        except ValueError:
-            return None  # the address check itself reports a bad address
-    return None
-
-
-class RuleSpec(_RuleFields):
-    """One firewall rule's desired fields; a manifest's `firewall` list holds these, in order."""
-
-    direction: Direction
-    action: RuleAction
-    protocol: str | None = None
-    port: Port | None = None
-    source: str | None = None
-    destination: str | None = None
-    enabled: Annotated[bool, Field(strict=True)] = True
-    comment: str | None = Field(None, max_length=200)
-
-    @field_validator("port")
-    @classmethod
-    def _port_needs_tcp_or_udp(cls, value: int | None, info: ValidationInfo) -> int | None:
-        problem = rule_problem(info.data.get("protocol"), value, None, None)
-        if problem:
-            raise ValueError(problem[1])
-        return value
-
-    @field_validator("destination")
-    @classmethod
-    def _same_family(cls, value: str | None, info: ValidationInfo) -> str | None:
-        value = check_address(value)
-        problem = rule_problem(None, None, info.data.get("source"), value)
-        if problem:
-            raise ValueError(problem[1])
-        return value
-
-
-class RuleCreate(RuleSpec):
-    position: Annotated[int, Field(ge=0, strict=True)] | None = Field(
-        None, description="Insert at this 0-based position; default: append."
-    )
-
-
-class RuleUpdate(_RuleFields):
-    direction: Direction | None = None
-    action: RuleAction | None = None
-    protocol: str | None = None
-    port: Port | None = None
-    source: str | None = None
-    destination: str | None = None
-    enabled: Annotated[bool, Field(strict=True)] | None = None
-    comment: str | None = Field(None, max_length=200)
-    position: Annotated[int, Field(ge=0, strict=True)] | None = None
-
-    @field_validator("direction", "action", "enabled", "position")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("must not be null")
-        return value
-
-
-class RegisterRequest(Spec):
-    # Passwords are taken exactly as typed: whitespace is part of them.
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
-
-    username: str
-    email: str = Field(max_length=254)
-    password: str = Field(min_length=8, max_length=1024)
-
-    @field_validator("username")
-    @classmethod
-    def _username(cls, value: str) -> str:
-        if not _USERNAME.match(value):
-            raise ValueError("must be 2 to 32 characters: letters, digits, '_', '.' or '-'")
-        return value
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str) -> str:
-        # NFKC first: a full-width look-alike is the same address as its ASCII twin.
-        if not _EMAIL.match(unicodedata.normalize("NFKC", value)):
-            raise ValueError("must look like local@domain")
-        return value
-
-
-class LoginRequest(Spec):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
-
-    email: str = Field(min_length=1, max_length=254)
-    password: str = Field(min_length=1, max_length=1024)
-
-
-Password = Annotated[str, Field(min_length=8, max_length=1024)]
-
-
-class PasswordChange(Spec):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
-
-    current_password: str = Field(min_length=1, max_length=1024)
-    new_password: Password
-
-
-class TokenCreate(Spec):
-    name: str = Field(min_length=1, max_length=64)
-    scope: Literal["read", "write"] = Field("write", description="read: GET only; write: everything the user may do.")
-    expires_in_days: Annotated[int, Field(ge=1, le=3650, strict=True)] | None = Field(
-        None, description="Days until the token expires; null (the default) for no expiry.")
-
-
-class UserAdminUpdate(Spec):
-    role: Literal["user", "admin"] | None = None
-    disabled: Annotated[bool, Field(strict=True)] | None = None
-
-    @field_validator("role", "disabled")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("must not be null")
-        return value
-
-
-QuotaLimit = Annotated[int, Field(ge=0, le=2**31 - 1, strict=True)] | None
-
-
-class QuotaUpdate(Spec):
-    """Omitted fields keep their value; null is unlimited."""
-
-    max_vms: QuotaLimit = None
-    max_cpu_cores: QuotaLimit = None
-    max_memory_mb: QuotaLimit = None
-    max_disk_gb: QuotaLimit = None
 
 class VmImportRequest(Spec):
     vmid: Annotated[int, Field(ge=1, le=999_999_999, strict=True)] = Field(description="The Proxmox VM id.")

@@ -20,9 +20,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from controller import audit
+from controller.account_specs import TokenCreate
 from controller.actor import Actor
 from controller.errors import Forbidden, NotFound, Unauthorized
-from controller.specs import TokenCreate
 from controller.store.models import ApiToken, RevokedToken, utcnow
 
 PREFIX = "pvem_"

@@ -26,9 +26,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from controller import audit
+from controller.account_specs import RegisterRequest
 from controller.actor import SYSTEM, Actor
 from controller.errors import Conflict, Forbidden, Invalid, Unauthorized
-from controller.specs import RegisterRequest
 from controller.store import Store
 from controller.store.models import User, utcnow
 from controller.throttle import DbLoginThrottle

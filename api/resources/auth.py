@@ -12,7 +12,7 @@ from api.schemas import AuthOut, Envelope, LogoutOut, UserOut, envelope, user_di
 from api.validation import parse_body
 from controller import tokens as api_tokens
 from controller import users
-from controller.specs import LoginRequest, PasswordChange, RegisterRequest
+from controller.account_specs import LoginRequest, PasswordChange, RegisterRequest
 from controller.store import Store
 from controller.throttle import DbLoginThrottle
 

@@ -9,7 +9,7 @@ from api.resources.vms import Nudge
 from api.schemas import DeletedOut, Envelope, Paged, RuleOut, envelope, paged, rule_dict
 from api.validation import PAGE_QUERY, PAGE_QUERY_SCHEMAS, page_param, parse_body
 from controller import firewall
-from controller.specs import RuleCreate, RuleUpdate
+from controller.firewall_specs import RuleCreate, RuleUpdate
 from controller.store import Store
 
 

@@ -8,7 +8,7 @@ from api.resources import Op
 from api.schemas import DeletedOut, Envelope, TokenCreatedOut, TokenOut, envelope, token_dict
 from api.validation import parse_body
 from controller import tokens
-from controller.specs import TokenCreate
+from controller.account_specs import TokenCreate
 from controller.store import Store
 
 

@@ -8,7 +8,7 @@ from api.resources import Op
 from api.schemas import AdminUserOut, Envelope, admin_user_dict, envelope
 from api.validation import parse_body
 from controller import accounts
-from controller.specs import QuotaUpdate, UserAdminUpdate
+from controller.account_specs import QuotaUpdate, UserAdminUpdate
 from controller.store import Store
 
 

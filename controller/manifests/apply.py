@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 from controller import audit, firewall, quotas, snapshots, vms
 from controller.actor import Actor
 from controller.errors import Invalid
+from controller.firewall_specs import RuleSpec
 from controller.manifests.model import VmManifest
 from controller.manifests.plan import PlannedObject, plan
 from controller.reconcile.impact import IMPACTS
-from controller.specs import RuleSpec
 from controller.store.models import FirewallRule, VirtualMachine, utcnow
 
 _APPLY_SET = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")

@@ -13,10 +13,10 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 
 from controller.errors import Invalid
+from controller.firewall_specs import RuleSpec
 from controller.manifests.loader import RawDocument
 from controller.specs import (
     Labels,
-    RuleSpec,
     SnapshotCreate,
     Spec,
     VmName,

@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 
 from controller import cluster, firewall, guest, vms
 from controller.errors import Conflict, Invalid
+from controller.firewall_specs import RuleSpec
 from controller.manifests.model import ManifestInvalid, Problem, VmManifest
 from controller.reconcile.impact import change_impact, worst
-from controller.specs import RuleSpec, SnapshotCreate, VmCreate
+from controller.specs import SnapshotCreate, VmCreate
 from controller.store.models import FirewallRule, VirtualMachine, VmSnapshot
 
 Action = Literal["create", "update", "delete", "unchanged"]

@@ -14,10 +14,11 @@ import pytest
 from controller import firewall, snapshots, users, vms
 from controller.actor import Actor
 from controller.config import Settings
+from controller.firewall_specs import RuleCreate
 from controller.proxmox.client import ProxmoxClient
 from controller.reconcile.loop import LoopSettings, Reconciler
 from controller.reconcile.model import Policy
-from controller.specs import RuleCreate, SnapshotCreate, VmCreate, VmUpdate
+from controller.specs import SnapshotCreate, VmCreate, VmUpdate
 from controller.store import Store
 from controller.store.models import AuditLog, VirtualMachine
 
