@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-sqlite test-postgres lint clean bench bench-smoke
+.PHONY: install browser run test test-sqlite test-postgres lint clean bench bench-smoke
 
 # The PostgreSQL half of `make test` (each run creates, and drops, a database of its own on this server).
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
@@ -19,6 +19,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The console's browser tests drive Debian's chromium: installed here when missing and we may (root with
+# apt-get); otherwise those tests are skipped with the reason.
+browser:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && apt-get install -y -qq chromium; \
+	fi
+
 run: install
 	$(BIN)/pvem serve --demo
 
@@ -28,7 +35,7 @@ lint: install
 
 # The whole suite on SQLite, then again on PostgreSQL when a server answers on 127.0.0.1:5432
 # (or PVEM_TEST_DATABASE_URL names one).
-test: lint test-sqlite test-postgres
+test: lint browser test-sqlite test-postgres
 
 test-sqlite: install
 	env -u PVEM_TEST_DATABASE_URL $(BIN)/pytest -q
