@@ -12,7 +12,8 @@ stops at its next write (`Fenced`) instead of overwriting the new leader's.
 The queue has two priorities: user changes (nudges, the database poll) go ahead of what the pass queues
 (drift, retries of parked errors, deep resyncs). An idle pass costs one listing and a few SQL statements
 whatever the fleet size: one Core query compares every row with the listing; the due resyncs' specs are
-loaded in bulk, and resyncs that find nothing to change are recorded together by the next pass.
+loaded in bulk in the same read transaction (with the template inventory), and resyncs that find nothing
+to change are recorded together by the next pass.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -139,10 +141,6 @@ class Reconciler:
             self.last_pass_error = exc.message
             log.warning("observation_failed", error=exc.message)
             return  # a failed observation never means "everything is gone"
-        try:
-            templates.refresh_inventory(self.store, self.client, listed)
-        except Exception:  # the inventory is for the API's checks: never a reason to skip the pass
-            log.exception("template_inventory_failed")
         self._record_nodes()
         now = utcnow()
         with self._cond:
@@ -150,8 +148,22 @@ class Reconciler:
         if unchanged_ids:
             with self.store.write() as session:
                 state.mark_observed(session, list(unchanged_ids), now)
-        with self.store.read() as session:
+        with self.store.read() as session:  # one read transaction: the rows, the templates, the due resyncs
             rows = state.pass_rows(session)
+            known_templates = templates.inventory(session)
+            due = self._compare(listed, rows, now)
+            loaded = state.load_many(session, due) if due else []
+        try:
+            templates.refresh_inventory(self.store, self.client, listed, known_templates)
+        except Exception:  # the inventory is for the API's checks: never a reason to skip the pass
+            log.exception("template_inventory_failed")
+        if loaded:
+            self._queue_resyncs(loaded)
+        self.last_pass_ok = time.time()
+        self.last_pass_error = None
+
+    def _compare(self, listed: dict[int, ListedVm], rows: list[Any], now: datetime) -> list[str]:
+        """Nudge what drifted in the listing (or needs work); the ids due a deep resync, oldest first."""
         due_budget = max(1, math.ceil(len(rows) * self.settings.pass_interval / self.settings.resync_seconds))
         stale_before = now - timedelta(seconds=self.settings.resync_seconds)
         seen = self._last_observed
@@ -169,18 +181,12 @@ class Reconciler:
             last = max(last_observed_at or _NEVER, seen.get(vm_id, _NEVER))
             if last < stale_before:
                 resync.append((last, vm_id))
-        due = [vm_id for _last, vm_id in sorted(resync)[:due_budget]]
-        if due:
-            self._queue_resyncs(due)
         if len(seen) > 2 * len(rows) + 1000:  # forget VMs that are gone
             live = {row[0] for row in rows}
             self._last_observed = {key: value for key, value in seen.items() if key in live}
-        self.last_pass_ok = time.time()
-        self.last_pass_error = None
+        return [vm_id for _last, vm_id in sorted(resync)[:due_budget]]
 
-    def _queue_resyncs(self, ids: list[str]) -> None:
-        with self.store.read() as session:
-            loaded = state.load_many(session, ids)
+    def _queue_resyncs(self, loaded: list[tuple[DesiredVm, VirtualMachine]]) -> None:
         with self._cond:
             for desired, row in loaded:
                 if row.id in self._queued or row.id in self._running:
@@ -202,21 +208,6 @@ class Reconciler:
         with self.store.write() as session:
             cluster.record_nodes(session, latest[1])
         self._recorded_nodes = nodes
-
-    @staticmethod
-    def _drifted(desired: DesiredVm, listed: ListedVm | None, reboot_required: bool) -> bool:
-        """Drift visible in the bulk listing alone: name, node, power, and (unless a reboot is pending) sizes."""
-        if listed is None:
-            return True
-        running = listed.status == "running"
-        if running != (desired.power_state in ("running", "paused")) or listed.name != desired.name:
-            return True
-        if listed.node != desired.node and desired.migrated_generation != desired.generation:
-            return True
-        if reboot_required:
-            return False
-        return (listed.cores is not None and listed.cores != desired.cores) or (
-            listed.memory_mb is not None and listed.memory_mb != desired.memory_mb)
 
     # -------------------------------------------------------------- workers
 
