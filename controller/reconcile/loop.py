@@ -10,7 +10,8 @@ taken from it. Every status write is fenced (`fence`), so work a former leader s
 stops at its next write (`Fenced`) instead of overwriting the new leader's.
 
 The queue has two priorities: user changes (nudges, the database poll) go ahead of what the pass queues
-(drift, retries of parked errors, deep resyncs). An idle pass costs one listing and a few SQL statements
+(drift, retries of parked errors, deep resyncs), and while one is worked on, little new background work
+starts beside it. An idle pass costs one listing and a few SQL statements
 whatever the fleet size: one Core query compares every row with the listing; the due resyncs' specs are
 loaded in bulk in the same read transaction (with the template inventory), and resyncs that find nothing
 to change are recorded together by the next pass.
@@ -92,8 +93,12 @@ class Reconciler:
         self._free = threading.Semaphore(loop.workers)
         # The pass's work (drift, resyncs, retries) takes at most half the workers and half of a node's slots:
         # a user change never queues behind a wave of resyncs.
+        # While a user change is being worked on, new background work is held to a quarter of that (at least
+        # one, so it never starves): its requests would queue at Proxmox ahead of the user's.
         self._background_cap = max(1, loop.workers // 2)
+        self._background_cap_urgent = max(1, self._background_cap // 4)
         self._background_running = 0
+        self._urgent_running = 0
         self._background_slots: dict[str, threading.Semaphore] = defaultdict(
             lambda: threading.Semaphore(max(1, loop.per_node // 2)))
         self._dispatcher: threading.Thread | None = None
@@ -232,7 +237,8 @@ class Reconciler:
         for vm_id in self._urgent:
             if vm_id in self._queued and not_before.get(vm_id, 0.0) <= now:
                 return vm_id
-        if self._background_running >= self._background_cap:
+        cap = self._background_cap_urgent if self._urgent_running else self._background_cap
+        if self._background_running >= cap:
             return None
         for vm_id in self._queued:
             if vm_id not in self._urgent and not_before.get(vm_id, 0.0) <= now:
@@ -255,26 +261,30 @@ class Reconciler:
                 urgent = vm_id in self._urgent
                 self._urgent.discard(vm_id)
                 item = None if urgent else self._resync.pop(vm_id, None)
-                if not urgent:
+                if urgent:
+                    self._urgent_running += 1
+                else:
                     self._background_running += 1
                 self._running.add(vm_id)
             self._pool.submit(self._work, vm_id, urgent, item)
 
     def _work(self, vm_id: str, urgent: bool = True, item: ResyncItem | None = None) -> None:
         try:
+            generation = None
             if item is not None:
                 node = item.observed_node or item.desired.node
             else:
                 with self.store.read() as session:
-                    row = session.get(VirtualMachine, vm_id)
-                    node = (row.observed_node or row.node) if row else ""
+                    node, generation = state.node_and_generation(session, vm_id)
             with self._background_slots[node] if not urgent else nullcontext(), self._node_slots[node]:
                 if item is not None and self._resync_unchanged(vm_id, item):
                     return
-                self._reconcile_one(vm_id, urgent)
+                self._reconcile_one(vm_id, urgent, generation)
         finally:
             with self._cond:
-                if not urgent:
+                if urgent:
+                    self._urgent_running -= 1
+                else:
                     self._background_running -= 1
                 self._running.discard(vm_id)
                 if vm_id in self._dirty:
@@ -292,10 +302,12 @@ class Reconciler:
             self._last_observed[vm_id] = now
         return True
 
-    def _reconcile_one(self, vm_id: str, urgent: bool = True) -> None:
-        with self.store.read() as session:
-            # The spec generation this attempt starts from: an error is about this one (or a later one).
-            generation = state.spec_generation(session, vm_id)
+    def _reconcile_one(self, vm_id: str, urgent: bool = True, generation: int | None = None) -> None:
+        """`generation`: the spec generation this attempt starts from (an error is about this one, or a later
+        one), if the caller read it already."""
+        if generation is None:
+            with self.store.read() as session:
+                generation = state.spec_generation(session, vm_id)
         try:
             self._attempt(vm_id, generation, urgent)
         except Fenced:

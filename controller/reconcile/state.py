@@ -127,6 +127,16 @@ def spec_generation(session: Session, vm_id: str) -> int | None:
     return session.scalar(select(VirtualMachine.generation).where(VirtualMachine.id == vm_id))
 
 
+def node_and_generation(session: Session, vm_id: str) -> tuple[str, int | None]:
+    """Where a worker's attempt goes (the observed node, else the desired one; "" for a row gone) and the spec
+    generation it starts from: one Core query."""
+    found = session.execute(select(VirtualMachine.observed_node, VirtualMachine.node, VirtualMachine.generation)
+                            .where(VirtualMachine.id == vm_id)).first()
+    if found is None:
+        return "", None
+    return found.observed_node or found.node, found.generation
+
+
 def ids_changed_since_error(session: Session) -> list[str]:
     """VMs parked on a permanent error whose spec has changed since: the change deserves a prompt try."""
     query = select(VirtualMachine.id).where(VirtualMachine.error_generation.is_not(None),
