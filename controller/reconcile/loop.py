@@ -130,10 +130,10 @@ class Reconciler:
     def poll_database(self) -> None:
         """Pick up spec changes written by another process (or missed nudges)."""
         with self.store.read() as session:
-            ids = state.ids_needing_work(session)
-            changed = set(state.ids_changed_since_error(session))
+            found = state.ids_to_poll(session)
+        changed = {vm_id for vm_id, moved in found if moved}
         # Objects in backoff, or parked on an error, wait (not_before); a spec change since the error does not.
-        for vm_id in dict.fromkeys([*ids, *changed]):
+        for vm_id, _moved in found:
             if vm_id in self._queued and vm_id not in changed:
                 continue  # already queued (perhaps by the pass): its priority stays
             self.nudge(vm_id, reset_backoff=vm_id in changed)
