@@ -196,8 +196,7 @@ class VmReconciler(GuestActions):
         """Deep-read the VM where the listing says it is; if it moved meanwhile, look again once.
 
         `trust_listed_status`: take the power state from the listing (a resync of a VM the pass found in sync),
-        unless the spec is about pausing (the listing says running for a paused VM); its GETs go one after the
-        other. Otherwise (a worker's full read, often before a write a user waits for) they go out at once."""
+        unless the spec is about pausing (the listing says running for a paused VM)."""
         for attempt in (1, 2):
             listed = self.view.locate(desired.vmid, confirm_miss=confirm_miss)
             if listed is None:
@@ -206,7 +205,7 @@ class VmReconciler(GuestActions):
             try:
                 return observe_vm(self.client, listed, full=not desired.deleting,
                                   trust_listed_status=trust and attempt == 1,
-                                  firewall_options=bool(desired.rules), concurrent=not trust_listed_status)
+                                  firewall_options=bool(desired.rules))
             except ProxmoxError as exc:
                 if attempt == 2 or "does not exist" not in exc.message:
                     raise

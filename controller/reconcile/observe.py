@@ -1,5 +1,4 @@
-"""Observation: the bulk listing (one call for the whole cluster) and deep reads of one VM (three GETs,
-sent one after the other, or at once for a worker's full read).
+"""Observation: the bulk listing (one call for the whole cluster) and deep reads of one VM (three GETs).
 
 Observation never changes anything. A failed read raises; it is never taken to mean "gone".
 """
@@ -9,8 +8,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from controller.proxmox.client import ProxmoxClient
@@ -149,54 +146,24 @@ def power_status(status: dict[str, Any]) -> str:
     return "stopped"
 
 
-# Deep reads of a VM whose GETs go out together (`observe_vm(concurrent=True)`): a process-wide bound.
-_READS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pve-read")
-
-
-class _Lazy:
-    """A read made when its result is first asked for (observe_vm's sequential form: the same order, and
-    nothing read that is not needed)."""
-
-    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._fn, self._args = fn, args
-        self._done, self._value = False, None
-
-    def result(self) -> Any:
-        if not self._done:
-            self._value, self._done = self._fn(*self._args), True
-        return self._value
-
-
 def observe_vm(client: ProxmoxClient, listed: ListedVm, full: bool = True, *, trust_listed_status: bool = False,
-               firewall_options: bool = True, concurrent: bool = False) -> ObservedVm:
+               firewall_options: bool = True) -> ObservedVm:
     """Deep read of one VM: its config with pending values (one GET .../pending has both), snapshots, rules.
 
     The power state comes from GET .../status/current unless `trust_listed_status` (the listing just said
     running or stopped, and nothing here depends on telling paused from running); the firewall options are
     read only when `firewall_options` or the VM has firewall rules. Without `full`, config and power only.
-    `concurrent`: the GETs are sent at once rather than one after the other (a user change waits on one round
-    trip, not four); the snapshots and rules are then read even for a VM that turns out not to be pvem's.
     """
     node, vmid = listed.node, listed.vmid
-    trusted = trust_listed_status and listed.status in ("running", "stopped")
-
-    def read(fn: Callable[..., Any], *args: Any) -> Future[Any] | _Lazy:
-        return _READS.submit(fn, node, vmid, *args) if concurrent else _Lazy(fn, node, vmid, *args)
-
-    pending_read = read(client.vm_pending)
-    status_read = None if trusted else read(client.vm_status)
-    rules_read = read(client.firewall_rules) if full else None
-    snapshots_read = read(client.snapshots) if full else None
-    options_read = read(client.firewall_options) if full and firewall_options else None
-    items = pending_read.result()
+    items = client.vm_pending(node, vmid)
     current = {str(item["key"]): item.get("value") for item in items if "value" in item}
     config = vm_config_from_api(current)
     lock_key = current.get("lock")
-    if status_read is None:
+    if trust_listed_status and listed.status in ("running", "stopped"):
         status_name, lock = listed.status, str(lock_key) if lock_key else None
         uptime = listed.uptime
     else:
-        status = status_read.result()
+        status = client.vm_status(node, vmid)
         status_name, lock = power_status(status), status.get("lock") or (str(lock_key) if lock_key else None)
         uptime = to_int(status.get("uptime"))
     base = ObservedVm(vmid=vmid, node=node, mark=mark_of(config.description), name=config.name,
@@ -205,12 +172,9 @@ def observe_vm(client: ProxmoxClient, listed: ListedVm, full: bool = True, *, tr
                       hotplug=_hotplug(config.raw))
     if not full or base.mark is None:
         return base
-    assert rules_read is not None and snapshots_read is not None
     pending = pending_changes(items)
-    rules, _digest = rules_read.result()
-    if options_read is None and rules:
-        options_read = read(client.firewall_options)
-    options = options_read.result() if options_read is not None else {}
+    rules, _digest = client.firewall_rules(node, vmid)
+    options = client.firewall_options(node, vmid) if firewall_options or rules else {}
     pending_name = pending.get("name")
     return ObservedVm(
         vmid=vmid, node=node, mark=base.mark,
@@ -221,7 +185,7 @@ def observe_vm(client: ProxmoxClient, listed: ListedVm, full: bool = True, *, tr
         pending_keys=tuple(sorted(key for key in pending if key in MANAGED_KEYS or _GUEST_PENDING.match(key))),
         snapshots=tuple(ObservedSnapshot(name=str(item["name"]), description=item.get("description"),
                                          mark=snapshot_mark(item.get("description")))
-                        for item in snapshots_read.result()),
+                        for item in client.snapshots(node, vmid)),
         rules=tuple(_rule(item) for item in rules),
         firewall_enabled=bool(to_bool(options.get("enable"))), digest=base.digest, hotplug=base.hotplug,
         guest=guest_from_config(_with_pending(config.raw, pending)), pool=listed.pool,

@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import event, select, update
 
 from controller import stats
-from controller.reconcile.observe import observe_vm
 from controller.service import ControllerService
 from controller.store.models import StatsSample, VirtualMachine, utcnow
 
@@ -148,22 +147,6 @@ def test_the_stats_job_reuses_the_pass_listing(harness, store, passwords):
         assert count == 1
     finally:
         service.stop()
-
-
-def test_a_workers_full_read_sends_its_gets_at_once_and_sees_what_the_sequential_read_sees(harness):
-    vm_id = harness.create_vm(power_state="running")
-    harness.add_snapshot(vm_id, "baseline")
-    harness.add_rule(vm_id, direction="inbound", action="accept", protocol="tcp", port=22)
-    vmid = harness.reconcile(vm_id).vmid
-    listed = harness.reconciler.view.refresh()[vmid]
-    client = harness.reconciler.client
-    mark = harness.mark_requests()
-    one_by_one = observe_vm(client, listed, firewall_options=True)
-    sequential = sorted(harness.requests_since(mark))
-    mark = harness.mark_requests()
-    at_once = observe_vm(client, listed, firewall_options=True, concurrent=True)
-    assert sorted(harness.requests_since(mark)) == sequential and len(sequential) == 5
-    assert at_once == one_by_one and at_once.snapshots and at_once.rules and at_once.firewall_enabled
 
 
 def test_background_work_is_held_back_while_a_user_change_is_worked_on(harness):
