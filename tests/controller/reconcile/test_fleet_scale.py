@@ -155,9 +155,9 @@ def test_background_work_is_held_back_while_a_user_change_is_worked_on(harness):
     ids = converge(harness, 3)
     make_due(harness, ids)
     reconciler.full_pass()
-    reconciler._background_cap, reconciler._background_cap_urgent = 8, 2  # as 16 workers make them
+    reconciler._background_cap, reconciler._background_cap_urgent = 8, 4  # as 16 workers make them
     with reconciler._cond:
-        reconciler._background_running = 2
+        reconciler._background_running = 4
         assert reconciler._next_ready() in ids  # background work goes when nothing urgent runs
         reconciler._urgent_running = 1
         assert reconciler._next_ready() is None  # ... and only a little of it beside a user change
