@@ -1,7 +1,8 @@
 """Shared set-up for the reconciler benchmarks: a fakepve served in-process, a store, a reconciler, counters.
 
 Each scenario module (reconcile_bulk, reconcile_latency, reconcile_idle) exposes `run(...) -> list[Row]`
-and a `python -m bench.<module>` entry. Nothing here is imported by the product.
+and a `python -m bench.<module>` entry. Nothing here is imported by the product. The reconciler logs at
+WARNING here (`quiet_logs`): its INFO lines, one or more per VM, would bury the table.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy import event
 from controller import users
 from controller.actor import Actor
 from controller.config import ControllerSettings, ProxmoxSettings
+from controller.log import configure_logging
 from controller.proxmox.client import ProxmoxClient
 from controller.reconcile.loop import LoopSettings, Reconciler
 from controller.reconcile.model import Policy
@@ -191,8 +193,15 @@ def world() -> Iterator[World]:
         made.close()
 
 
+def quiet_logs() -> None:
+    """Warnings and errors only, on stderr (the process-wide configuration `pvem controller` also uses)."""
+    configure_logging(fmt="console", level="WARNING")
+
+
 def reconciler(store: Store, fake: ServedFake | ChildFake, **overrides: Any) -> Reconciler:
-    """A reconciler with the defaults `pvem controller` would use (controller.config), unless overridden."""
+    """A reconciler with the defaults `pvem controller` would use (controller.config), unless overridden;
+    logging at WARNING (`quiet_logs`)."""
+    quiet_logs()
     ctl = ControllerSettings()
     settings = fake.settings()
     loop = LoopSettings(workers=ctl.workers, per_node=ctl.per_node_workers, backoff_max=ctl.backoff_max_seconds,

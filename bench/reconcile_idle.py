@@ -21,7 +21,10 @@ from sqlalchemy import insert
 
 from bench.reconcile_common import ChildFake, Row, SqlCounter, print_rows, reconciler, wait_until, world
 from controller.config import ControllerSettings
+from controller.proxmox.guest_config import guest_from_config
 from controller.proxmox.marks import MARK_TAG, description_with_mark
+from controller.reconcile.model import ObservedVm
+from controller.reconcile.observe import summary
 from controller.store.models import VirtualMachine, utcnow
 
 DEADLINE = 240.0
@@ -30,23 +33,27 @@ TARGET_GETS_PER_RESYNC = 3
 
 
 def _fleet(count: int, owner_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """N running VMs as pvem leaves them in sync: each guest's config is what its create sent (ProxmoxClient.
+    create_vm with the spec's defaults: agent on, the mark, the `pvem` tag), and each row records the
+    observation summary a deep read of that config would (observe.summary), last taken a day ago."""
     now = utcnow()
     long_ago = now - timedelta(days=1)
     guests, rows = [], []
     for n in range(count):
         vm_id, vmid, name = str(uuid.uuid4()), 100 + n, f"idle-{n}"
-        guests.append({"vmid": vmid, "name": name, "node": "pve1", "status": "running", "config": {
-            "cores": 1, "memory": "512", "scsi0": f"local-lvm:vm-{vmid}-disk-0,size=4G",
-            "net0": "virtio=BC:24:11:00:00:01,bridge=vmbr0,firewall=1", "description": description_with_mark(vm_id),
-            "tags": MARK_TAG}})
+        config = {"name": name, "cores": 1, "memory": "512", "scsihw": "virtio-scsi-single", "ostype": "l26",
+                  "scsi0": f"local-lvm:vm-{vmid}-disk-0,size=4G",
+                  "net0": "virtio=BC:24:11:00:00:01,bridge=vmbr0,firewall=1", "agent": "1",
+                  "description": description_with_mark(vm_id), "tags": MARK_TAG}
+        guests.append({"vmid": vmid, "name": name, "node": "pve1", "status": "running", "config": config})
+        observed = ObservedVm(vmid=vmid, node="pve1", mark=vm_id, name=name, cores=1, memory_mb=512,
+                              disk_key="scsi0", disk_gb=4, status="running", guest=guest_from_config(config))
         rows.append({
             "id": vm_id, "owner_id": owner_id, "vmid": vmid, "created_at": now, "updated_at": now, "name": name,
             "node": "pve1", "cpu_cores": 1, "memory_mb": 512, "disk_gb": 4, "power_state": "running", "labels": {},
             "generation": 1, "observed_generation": 1, "sync_status": "synced", "status": "running",
             "observed_node": "pve1", "provisioned": True, "last_synced_at": now, "last_observed_at": long_ago,
-            "observed": {"node": "pve1", "name": name, "cores": 1, "memory_mb": 512, "disk_gb": 4,
-                         "status": "running", "pending": [], "unmanaged_snapshots": [], "unmanaged_rules": 0,
-                         "firewall_enabled": False}})
+            "observed": summary(observed)})
     return guests, rows
 
 

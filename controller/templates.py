@@ -27,16 +27,25 @@ def _changed(row: ClusterTemplate, listed: ListedVm) -> bool:
     return (row.name, row.node, row.listed_disk_bytes) != (listed.name, listed.node, listed.maxdisk_bytes)
 
 
-def refresh_inventory(store: Store, client: ProxmoxClient, listed: dict[int, ListedVm]) -> None:
-    """Bring cluster_templates in line with a fresh listing; a failed config read keeps the old row."""
+Inventory = dict[int, tuple[str | None, str, int | None]]  # vmid -> (name, node, listed disk bytes)
+
+
+def inventory(session: Session) -> Inventory:
+    """What cluster_templates holds, as refresh_inventory compares it with a listing."""
+    return {row.vmid: (row.name, row.node, row.listed_disk_bytes) for row in session.scalars(select(ClusterTemplate))}
+
+
+def refresh_inventory(store: Store, client: ProxmoxClient, listed: dict[int, ListedVm],
+                      known: Inventory | None = None) -> None:
+    """Bring cluster_templates in line with a fresh listing; a failed config read keeps the old row.
+    `known`: the inventory as read in the caller's transaction (the full pass's), saving a read."""
     templates = {vmid: vm for vmid, vm in listed.items() if vm.template}
-    with store.read() as session:
-        rows = {row.vmid: (row.name, row.node, row.listed_disk_bytes) for row in session.scalars(
-            select(ClusterTemplate))}
+    if known is None:
+        with store.read() as session:
+            known = inventory(session)
     details: dict[int, tuple[int | None, bool]] = {}
     for vmid, vm in templates.items():
-        known = rows.get(vmid)
-        if known is not None and known == (vm.name, vm.node, vm.maxdisk_bytes):
+        if known.get(vmid) == (vm.name, vm.node, vm.maxdisk_bytes):
             continue
         try:
             config = client.vm_config(vm.node, vmid)
@@ -44,7 +53,7 @@ def refresh_inventory(store: Store, client: ProxmoxClient, listed: dict[int, Lis
             log.info("template_read_failed", vmid=vmid, error=exc.message)
             continue
         details[vmid] = (config.disk_gb or vm.disk_gb, guest_from_config(config.raw).cloud_init_drive is not None)
-    if not details and set(rows) == set(templates):
+    if not details and set(known) == set(templates):
         return
     now = utcnow()
     with store.write() as session:

@@ -100,17 +100,18 @@ class ProxmoxClient:
     def list_resources(self) -> tuple[list[ObservedVm], list[dict[str, Any]]]:
         """QEMU VMs and nodes from one GET /cluster/resources (no type filter): the reconciler's per-pass listing."""
 
-        def split(api: Any) -> tuple[list[ObservedVm], list[dict[str, Any]]]:
-            vms, nodes = [], []
-            for item in api.cluster.resources.get():
+        vms, nodes = [], []
+        items = self._get("cluster/resources", lambda api: api.cluster.resources.get())  # the fast GET path
+        try:
+            for item in items:
                 kind = item.get("type")
                 if kind == "qemu":
                     vms.append(observed_vm_from_resource(item))
                 elif kind == "node":
                     nodes.append({key: item.get(key) for key in NODE_KEYS})
-            return vms, nodes
-
-        return self._call(split)
+        except Exception as exc:  # an answer we cannot make sense of, as call() would classify it
+            raise classify(exc) from exc
+        return vms, nodes
 
     def list_nodes(self) -> list[dict[str, Any]]:
         items = self._call(lambda api: api.cluster.resources.get(type="node"))

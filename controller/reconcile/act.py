@@ -25,6 +25,7 @@ from controller.proxmox.marks import MARK_TAG, description_with_mark, snapshot_d
 from controller.reconcile import state
 from controller.reconcile.diff import drift, plan
 from controller.reconcile.guest_act import GuestActions, cloud_init_reboot_pending
+from controller.reconcile.guest_diff import guest_before
 from controller.reconcile.impact import pending_needs_reboot
 from controller.reconcile.model import Action, DesiredVm, ObservedVm, Policy
 from controller.reconcile.observe import ClusterView, created_vm, observe_vm, power_status, summary
@@ -267,6 +268,11 @@ class VmReconciler(GuestActions):
         after = {"name": vm.name, "cores": vm.cores, "memory_mb": vm.memory_mb, "node": vm.node,
                  "status": vm.power_state}
         changed = {key: {"before": before[key], "after": after[key]} for key in before if before[key] != after[key]}
+        for action in drifted:  # guest config keys (agent, tags, netN, ...): what the listing never shows
+            if action.kind == "update_config":
+                for key, value in redacted(action.params["changes"]).items():
+                    if key not in ("name", "cores", "memory"):
+                        changed[key] = {"before": guest_before(observed, key), "after": value}
         log.info("drift_corrected", vm_name=vm.name, vmid=vm.vmid, fields=sorted(changed),
                  actions=[a.kind for a in drifted])
         self.status.audit("drift_corrected", vm.id, ctx.owner_id, {
@@ -353,6 +359,8 @@ class VmReconciler(GuestActions):
         self.status.set_vm(vm.id, migrated_generation=vm.generation)
 
     def _do_update_config(self, ctx: Context, changes: dict[str, Any]) -> None:
+        if not changes:  # nothing to change is never a write (nor an audited intent)
+            return
         digest = ctx.observed.digest if ctx.observed else None
         self._write(ctx, "update_config", lambda: self.client.update_config(ctx.node, ctx.desired.vmid, changes,
                                                                              digest), changes=redacted(changes))

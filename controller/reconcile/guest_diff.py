@@ -134,3 +134,24 @@ def guest_actions(desired: DesiredVm, observed: ObservedVm, changes: dict[str, o
     if want.pool is not None and observed.pool != want.pool:
         actions.append(Action("pool_move", {"pool": want.pool}))
     return actions
+
+
+def guest_before(observed: ObservedVm, key: str) -> object:
+    """What Proxmox held for a guest config key a write is about to change (drift audits); None if unknown.
+    Never a secret: the cloud-init password is only ever known to be set."""
+    seen = observed.guest
+    if seen is None:
+        return None
+    simple: dict[str, object] = {"tags": list(seen.tags), "description": seen.description, "onboot": seen.onboot,
+                                 "agent": seen.agent, "ciuser": seen.ciuser, "sshkeys": list(seen.sshkeys),
+                                 "nameserver": " ".join(seen.nameservers) or None, "searchdomain": seen.searchdomain,
+                                 "cipassword": "(set)" if seen.has_password else None}
+    if key in simple:
+        return simple[key]
+    if key.startswith("net") and key[3:].isdigit():
+        nic = seen.nics.get(int(key[3:]))
+        return nic.raw if nic else None
+    if key.startswith("ipconfig") and key[8:].isdigit():
+        return seen.ipconfig.get(int(key[8:]))
+    disk = seen.extra_disks.get(key)
+    return dict(disk) if disk else None

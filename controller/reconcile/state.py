@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.orm import Session
 
 from controller import audit, events
@@ -113,25 +113,33 @@ def mark_observed(session: Session, ids: list[str], when: datetime) -> None:
                         .values(last_observed_at=when))
 
 
-def ids_needing_work(session: Session) -> list[str]:
-    """VMs whose spec moved past what was observed, or that are mid-operation (cheap: no Proxmox)."""
-    query = select(VirtualMachine.id).where(
+def ids_to_poll(session: Session) -> list[tuple[str, bool]]:
+    """The database poll's one query (one scan of the table): (id, spec changed since a permanent error) for
+    VMs whose spec moved past what was observed, that are mid-operation (cheap: no Proxmox), or that are
+    parked on a permanent error whose spec has changed since (the change deserves a prompt try)."""
+    changed = and_(VirtualMachine.error_generation.is_not(None),
+                   VirtualMachine.error_generation != VirtualMachine.generation)
+    query = select(VirtualMachine.id, changed).where(
         (VirtualMachine.generation != VirtualMachine.observed_generation)
         | VirtualMachine.sync_status.in_(("pending", "syncing", "deleting"))
         | VirtualMachine.last_upid.is_not(None)
+        | changed
     )
-    return list(session.scalars(query))
+    return [(vm_id, bool(moved)) for vm_id, moved in session.execute(query)]
 
 
 def spec_generation(session: Session, vm_id: str) -> int | None:
     return session.scalar(select(VirtualMachine.generation).where(VirtualMachine.id == vm_id))
 
 
-def ids_changed_since_error(session: Session) -> list[str]:
-    """VMs parked on a permanent error whose spec has changed since: the change deserves a prompt try."""
-    query = select(VirtualMachine.id).where(VirtualMachine.error_generation.is_not(None),
-                                            VirtualMachine.error_generation != VirtualMachine.generation)
-    return list(session.scalars(query))
+def node_and_generation(session: Session, vm_id: str) -> tuple[str, int | None]:
+    """Where a worker's attempt goes (the observed node, else the desired one; "" for a row gone) and the spec
+    generation it starts from: one Core query."""
+    found = session.execute(select(VirtualMachine.observed_node, VirtualMachine.node, VirtualMachine.generation)
+                            .where(VirtualMachine.id == vm_id)).first()
+    if found is None:
+        return "", None
+    return found.observed_node or found.node, found.generation
 
 
 # Status columns the VM object (GET /api/vms/{id}) does not show: writing only these emits no event.

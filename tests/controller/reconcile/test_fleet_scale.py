@@ -147,3 +147,20 @@ def test_the_stats_job_reuses_the_pass_listing(harness, store, passwords):
         assert count == 1
     finally:
         service.stop()
+
+
+def test_background_work_is_held_back_while_a_user_change_is_worked_on(harness):
+    reconciler = harness.reconciler  # not started: the dispatcher's choices are inspected directly
+    reconciler.settings.resync_seconds = 30
+    ids = converge(harness, 3)
+    make_due(harness, ids)
+    reconciler.full_pass()
+    reconciler._background_cap, reconciler._background_cap_urgent = 8, 4  # as 16 workers make them
+    with reconciler._cond:
+        reconciler._background_running = 4
+        assert reconciler._next_ready() in ids  # background work goes when nothing urgent runs
+        reconciler._urgent_running = 1
+        assert reconciler._next_ready() is None  # ... and only a little of it beside a user change
+        reconciler._urgent_running = 0
+        assert reconciler._next_ready() in ids
+        reconciler._background_running = 0
