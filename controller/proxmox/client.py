@@ -311,9 +311,12 @@ class ProxmoxClient:
                               lambda api: api.nodes(node).tasks(upid).status.get()))
 
     def wait_task(self, upid: str, timeout: float = 600, poll: float = 0.2,
-                  should_stop: Callable[[], bool] | None = None) -> None:
+                  should_stop: Callable[[], bool] | None = None, on_wait: Callable[[], None] | None = None) -> None:
         """Poll the task until it stops. TaskFailed if it ended badly; a transient ProxmoxError if it is still
-        running after `timeout` seconds or `should_stop()` says to give up (the task itself keeps running)."""
+        running after `timeout` seconds or `should_stop()` says to give up (the task itself keeps running).
+
+        The first poll is sent at once (most tasks of a plain create or a power change are over by then);
+        `on_wait()` is called once, before the first pause, when the task was not seen finished by it."""
         deadline = time.monotonic() + timeout
         interval = max(poll, 0.01)
         failures = 0
@@ -330,6 +333,9 @@ class ProxmoxClient:
                 if task_succeeded(status.get("exitstatus")):
                     return
                 raise TaskFailed(str(status.get("exitstatus") or ""), upid=upid)
+            if on_wait is not None:
+                on_wait()
+                on_wait = None
             if should_stop is not None and should_stop():
                 raise ProxmoxError(f"stopped waiting for task {upid}", transient=True)
             remaining = deadline - time.monotonic()

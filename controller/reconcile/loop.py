@@ -28,6 +28,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller import cluster, templates
@@ -271,16 +272,19 @@ class Reconciler:
 
     def _work(self, vm_id: str, urgent: bool = True, item: ResyncItem | None = None) -> None:
         try:
+            generation = None
             if item is not None:
                 node = item.observed_node or item.desired.node
             else:
                 with self.store.read() as session:
-                    row = session.get(VirtualMachine, vm_id)
-                    node = (row.observed_node or row.node) if row else ""
+                    found = session.execute(select(VirtualMachine.observed_node, VirtualMachine.node,
+                                                   VirtualMachine.generation)
+                                            .where(VirtualMachine.id == vm_id)).first()
+                node, generation = ((found.observed_node or found.node), found.generation) if found else ("", None)
             with self._background_slots[node] if not urgent else nullcontext(), self._node_slots[node]:
                 if item is not None and self._resync_unchanged(vm_id, item):
                     return
-                self._reconcile_one(vm_id, urgent)
+                self._reconcile_one(vm_id, urgent, generation)
         finally:
             with self._cond:
                 if not urgent:
@@ -301,10 +305,12 @@ class Reconciler:
             self._last_observed[vm_id] = now
         return True
 
-    def _reconcile_one(self, vm_id: str, urgent: bool = True) -> None:
-        with self.store.read() as session:
-            # The spec generation this attempt starts from: an error is about this one (or a later one).
-            generation = state.spec_generation(session, vm_id)
+    def _reconcile_one(self, vm_id: str, urgent: bool = True, generation: int | None = None) -> None:
+        if generation is None:
+            with self.store.read() as session:
+                generation = state.spec_generation(session, vm_id)
+        # `generation`: the spec this attempt starts from (read with the node, before the node's slot was
+        # taken); an error is about this one or a later one, and one the spec moved past is retried at once.
         try:
             self._attempt(vm_id, generation, urgent)
         except Fenced:

@@ -5,13 +5,20 @@ API made meanwhile; "synced" is compare-and-set on the generation the pass worke
 
 Fencing: each of the writer's transactions first runs `fence(session)` (the controller lease's check
 that this process still leads at its epoch, see controller.lease), so a former leader writes nothing.
+
+Deferred records: the outcome of a Proxmox write (its audit record and status columns) may be held back
+(`record(..., defer=True)`) to ride on that VM's next status transaction, typically the intent of its next
+write or the final "synced", instead of costing a transaction of its own. The reconciler writes them out
+(`flush`) before it reads the VM's row again, waits long, or ends its attempt.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -141,35 +148,73 @@ HIDDEN_STATUS = frozenset({"last_upid", "provisioned", "applied_disk_gb", "migra
 AUDIT_EVENTS = {"drift_corrected": events.VM_DRIFT}
 
 
+@dataclass(frozen=True)
+class _Record:
+    """An audit record of a VM and its status columns, written together (StatusWriter.record)."""
+
+    action: str
+    owner_id: str
+    details: dict[str, Any]
+    values: dict[str, Any]
+    at: datetime
+
+
 class StatusWriter:
     """Short transactions that record what the reconciler saw and did, and audit it."""
 
     def __init__(self, store: Store, fence: Callable[[Session], None] | None = None) -> None:
         self.store = store
         self.fence = fence
+        self._deferred: dict[str, list[_Record]] = {}  # per VM id, see record(defer=True)
+        self._deferred_lock = threading.Lock()
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
-        """A fenced write transaction: refused (controller.lease.Fenced) unless this process leads."""
+    def write(self, vm_id: str | None = None) -> Iterator[Session]:
+        """A fenced write transaction: refused (controller.lease.Fenced) unless this process leads. With
+        `vm_id`, that VM's deferred records are written first in it."""
         with self.store.write() as session:
             if self.fence is not None:
                 self.fence(session)
+            if vm_id is not None and self._deferred:
+                with self._deferred_lock:
+                    held = self._deferred.pop(vm_id, [])
+                for item in held:
+                    self._write_record(session, vm_id, item)
             yield session
 
     def set_vm(self, vm_id: str, **values: Any) -> None:
-        with self.write() as session:
+        with self.write(vm_id) as session:
             session.execute(update(VirtualMachine).where(VirtualMachine.id == vm_id).values(**values))
             if set(values) - HIDDEN_STATUS:
                 events.emit(session, events.VM_CHANGED, vm_id)
 
-    def write_done(self, vm_id: str, action: str, owner_id: str, details: dict[str, Any],
-                   values: dict[str, Any]) -> None:
-        """A Proxmox write succeeded: its audit record and the VM's status columns in one transaction."""
-        with self.write() as session:
-            if values:
-                session.execute(update(VirtualMachine).where(VirtualMachine.id == vm_id).values(**values))
-                events.emit(session, events.VM_CHANGED, vm_id)
-            audit.record(session, CONTROLLER, action, "virtual_machine", vm_id, details, owner_id=owner_id)
+    def record(self, vm_id: str, action: str, owner_id: str, details: dict[str, Any], values: dict[str, Any],
+               defer: bool = False) -> None:
+        """An audit record of the VM and its status columns, in one transaction. With `defer` (the outcome of
+        a Proxmox write), held back until this VM's next status transaction or `flush(vm_id)`."""
+        item = _Record(action, owner_id, details, values, utcnow())
+        if defer:
+            with self._deferred_lock:
+                self._deferred.setdefault(vm_id, []).append(item)
+            return
+        with self.write(vm_id) as session:
+            self._write_record(session, vm_id, item)
+
+    def flush(self, vm_id: str) -> None:
+        """Write the VM's deferred records now (one transaction), if it has any."""
+        if vm_id in self._deferred:
+            with self.write(vm_id):
+                pass
+
+    @staticmethod
+    def _write_record(session: Session, vm_id: str, item: _Record) -> None:
+        if item.values:
+            session.execute(update(VirtualMachine).where(VirtualMachine.id == vm_id).values(**item.values))
+            if set(item.values) - HIDDEN_STATUS:
+                events.emit(session, events.VM_CHANGED, vm_id, item.owner_id)
+        entry = audit.record(session, CONTROLLER, item.action, "virtual_machine", vm_id, item.details,
+                             owner_id=item.owner_id)
+        entry.created_at = item.at
 
     def set_snapshot(self, snapshot_id: str, **values: Any) -> None:
         with self.write() as session:
@@ -181,7 +226,7 @@ class StatusWriter:
     def synced(self, vm: DesiredVm, observed: dict[str, Any], status: str | None, node: str | None,
                reboot_required: bool) -> bool:
         """Record convergence if the spec is still the generation this pass worked from."""
-        with self.write() as session:
+        with self.write(vm.id) as session:
             recorded = self._record_observation(session, vm, observed, status, node, reboot_required, drift=[])
             if recorded and vm.snapshots:  # (none: no statement to send)
                 session.execute(update(VmSnapshot).where(VmSnapshot.vm_id == vm.id)
@@ -195,7 +240,7 @@ class StatusWriter:
                       reboot_required: bool, drift: list[dict[str, Any]]) -> bool:
         """Observe mode: record what was seen and the drift from the spec (compare-and-set on the generation);
         snapshots and rules keep their own sync status, since nothing was applied."""
-        with self.write() as session:
+        with self.write(vm.id) as session:
             return self._record_observation(session, vm, observed, status, node, reboot_required, drift)
 
     @staticmethod
@@ -222,7 +267,7 @@ class StatusWriter:
 
     def forget_vm(self, vm: DesiredVm, owner_id: str, name: str) -> None:
         """The Proxmox VM is gone: drop the row (snapshots and rules cascade) and leave a tombstone."""
-        with self.write() as session:
+        with self.write(vm.id) as session:
             for snapshot_id, snapshot_name in session.execute(
                     select(VmSnapshot.id, VmSnapshot.name).where(VmSnapshot.vm_id == vm.id)):
                 events.emit(session, events.SNAPSHOT_DELETED, vm.id, owner_id,
@@ -247,7 +292,7 @@ class StatusWriter:
 
     def audit(self, action: str, vm_id: str, owner_id: str, details: dict[str, Any],
               resource_type: str = "virtual_machine", resource_id: str | None = None) -> None:
-        with self.write() as session:
+        with self.write(vm_id) as session:
             audit.record(session, CONTROLLER, action, resource_type, resource_id or vm_id, details,
                          owner_id=owner_id)
             if action in AUDIT_EVENTS:
