@@ -6,6 +6,9 @@ API made meanwhile; "synced" is compare-and-set on the generation the pass worke
 Fencing: each of the writer's transactions first runs `fence(session)` (the controller lease's check
 that this process still leads at its epoch, see controller.lease), so a former leader writes nothing.
 
+Group commit: the hot path's writes (set_vm, record, synced) share transactions with other workers'
+(controller.reconcile.batch); a call still returns only once its writes are committed.
+
 Deferred records: the outcome of a Proxmox write (its audit record and status columns) may be held back
 (`record(..., defer=True)`) to ride on that VM's next status transaction, typically the intent of its next
 write or the final "synced", instead of costing a transaction of its own. The reconciler writes them out
@@ -20,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -28,9 +31,12 @@ from sqlalchemy.orm import Session
 from controller import audit, events
 from controller.actor import CONTROLLER
 from controller.guest import desired_guest
+from controller.reconcile.batch import GroupCommit
 from controller.reconcile.model import DesiredRule, DesiredSnapshot, DesiredVm
 from controller.store import Store
 from controller.store.models import DeletedVm, FirewallRule, VirtualMachine, VmSnapshot, utcnow
+
+T = TypeVar("T")
 
 
 def _snapshot(row: VmSnapshot) -> DesiredSnapshot:
@@ -167,6 +173,25 @@ class StatusWriter:
         self.fence = fence
         self._deferred: dict[str, list[_Record]] = {}  # per VM id, see record(defer=True)
         self._deferred_lock = threading.Lock()
+        self._group = GroupCommit(store, fence)
+
+    def _take_deferred(self, vm_id: str) -> list[_Record]:
+        if not self._deferred:
+            return []
+        with self._deferred_lock:
+            return self._deferred.pop(vm_id, [])
+
+    def _grouped(self, vm_id: str, fn: Callable[[Session], T]) -> T:
+        """fn(session) after the VM's deferred records, in a transaction shared with other workers' writes
+        (controller.reconcile.batch): the hot path's writes (intents, outcomes, synced, UPIDs)."""
+        held = self._take_deferred(vm_id)
+
+        def writes(session: Session) -> T:
+            for item in held:
+                self._write_record(session, vm_id, item)
+            return fn(session)
+
+        return self._group.run(writes)
 
     @contextmanager
     def write(self, vm_id: str | None = None) -> Iterator[Session]:
@@ -175,18 +200,18 @@ class StatusWriter:
         with self.store.write() as session:
             if self.fence is not None:
                 self.fence(session)
-            if vm_id is not None and self._deferred:
-                with self._deferred_lock:
-                    held = self._deferred.pop(vm_id, [])
-                for item in held:
+            if vm_id is not None:
+                for item in self._take_deferred(vm_id):
                     self._write_record(session, vm_id, item)
             yield session
 
     def set_vm(self, vm_id: str, **values: Any) -> None:
-        with self.write(vm_id) as session:
+        def writes(session: Session) -> None:
             session.execute(update(VirtualMachine).where(VirtualMachine.id == vm_id).values(**values))
             if set(values) - HIDDEN_STATUS:
                 events.emit(session, events.VM_CHANGED, vm_id)
+
+        self._grouped(vm_id, writes)
 
     def record(self, vm_id: str, action: str, owner_id: str, details: dict[str, Any], values: dict[str, Any],
                defer: bool = False) -> None:
@@ -197,14 +222,12 @@ class StatusWriter:
             with self._deferred_lock:
                 self._deferred.setdefault(vm_id, []).append(item)
             return
-        with self.write(vm_id) as session:
-            self._write_record(session, vm_id, item)
+        self._grouped(vm_id, lambda session: self._write_record(session, vm_id, item))
 
     def flush(self, vm_id: str) -> None:
-        """Write the VM's deferred records now (one transaction), if it has any."""
+        """Write the VM's deferred records now, if it has any."""
         if vm_id in self._deferred:
-            with self.write(vm_id):
-                pass
+            self._grouped(vm_id, lambda _session: None)
 
     @staticmethod
     def _write_record(session: Session, vm_id: str, item: _Record) -> None:
@@ -226,7 +249,7 @@ class StatusWriter:
     def synced(self, vm: DesiredVm, observed: dict[str, Any], status: str | None, node: str | None,
                reboot_required: bool) -> bool:
         """Record convergence if the spec is still the generation this pass worked from."""
-        with self.write(vm.id) as session:
+        def writes(session: Session) -> bool:
             recorded = self._record_observation(session, vm, observed, status, node, reboot_required, drift=[])
             if recorded and vm.snapshots:  # (none: no statement to send)
                 session.execute(update(VmSnapshot).where(VmSnapshot.vm_id == vm.id)
@@ -235,6 +258,8 @@ class StatusWriter:
                 session.execute(update(FirewallRule).where(FirewallRule.vm_id == vm.id)
                                 .values(sync_status="synced", last_error=None))
             return recorded
+
+        return self._grouped(vm.id, writes)
 
     def observed_only(self, vm: DesiredVm, observed: dict[str, Any], status: str | None, node: str | None,
                       reboot_required: bool, drift: list[dict[str, Any]]) -> bool:
