@@ -276,10 +276,9 @@ class Reconciler:
             if item is not None:
                 node = item.observed_node or item.desired.node
             else:
-                with self.store.read() as session:
-                    found = session.execute(select(VirtualMachine.observed_node, VirtualMachine.node,
-                                                   VirtualMachine.generation)
-                                            .where(VirtualMachine.id == vm_id)).first()
+                with self.store.connect() as conn:
+                    found = conn.execute(select(VirtualMachine.observed_node, VirtualMachine.node,
+                                                VirtualMachine.generation).where(VirtualMachine.id == vm_id)).first()
                 node, generation = ((found.observed_node or found.node), found.generation) if found else ("", None)
             with self._background_slots[node] if not urgent else nullcontext(), self._node_slots[node]:
                 if item is not None and self._resync_unchanged(vm_id, item):

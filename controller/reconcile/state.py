@@ -207,7 +207,7 @@ class StatusWriter:
 
     def set_vm(self, vm_id: str, **values: Any) -> None:
         def writes(session: Session) -> None:
-            session.execute(update(VirtualMachine).where(VirtualMachine.id == vm_id).values(**values))
+            session.connection().execute(update(VirtualMachine).where(VirtualMachine.id == vm_id).values(**values))
             if set(values) - HIDDEN_STATUS:
                 events.emit(session, events.VM_CHANGED, vm_id)
 
@@ -231,8 +231,9 @@ class StatusWriter:
 
     @staticmethod
     def _write_record(session: Session, vm_id: str, item: _Record) -> None:
-        if item.values:
-            session.execute(update(VirtualMachine).where(VirtualMachine.id == vm_id).values(**item.values))
+        if item.values:  # Core statements on the session's connection: no ORM bookkeeping for a plain UPDATE
+            session.connection().execute(update(VirtualMachine).where(VirtualMachine.id == vm_id)
+                                         .values(**item.values))
             if set(item.values) - HIDDEN_STATUS:
                 events.emit(session, events.VM_CHANGED, vm_id, item.owner_id)
         entry = audit.record(session, CONTROLLER, item.action, "virtual_machine", vm_id, item.details,
@@ -274,19 +275,17 @@ class StatusWriter:
         """The VM's status row as synced at the generation this pass worked from (compare-and-set), and its
         events; False when the spec moved meanwhile."""
         now = utcnow()
-        before = session.scalar(select(VirtualMachine.sync_status).where(VirtualMachine.id == vm.id))
-        result = session.execute(
-            update(VirtualMachine)
-            .where(VirtualMachine.id == vm.id, VirtualMachine.generation == vm.generation)
-            .values(observed_generation=vm.generation, sync_status="synced", last_error=None,
-                    last_synced_at=now, status=status or "unknown", observed_node=node,
-                    reboot_required=reboot_required, observed=observed, last_observed_at=now,
-                    error_generation=None, provisioned=True, drift=drift)
-        )
-        if not result.rowcount:  # type: ignore[attr-defined]
+        statement = update(VirtualMachine).where(VirtualMachine.id == vm.id, VirtualMachine.generation == vm.generation)
+        values = dict(observed_generation=vm.generation, sync_status="synced", last_error=None, last_synced_at=now,
+                      status=status or "unknown", observed_node=node, reboot_required=reboot_required,
+                      observed=observed, last_observed_at=now, error_generation=None, provisioned=True, drift=drift)
+        conn = session.connection()
+        # First as a transition to synced (one statement on the way to convergence), else as a row already synced.
+        became = conn.execute(statement.where(VirtualMachine.sync_status != "synced").values(**values))
+        if not became.rowcount and not conn.execute(statement.values(**values)).rowcount:
             return False
         events.emit(session, events.VM_CHANGED, vm.id)
-        if before != "synced":
+        if became.rowcount:
             events.emit(session, events.VM_SYNCED, vm.id)
         return True
 
