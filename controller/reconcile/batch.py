@@ -41,9 +41,11 @@ class _Pending(Generic[T]):
 class GroupCommit:
     """Runs `fn(session)` in a fenced write transaction shared with the other workers' pending writes."""
 
-    def __init__(self, store: Store, fence: Callable[[Session], None] | None = None) -> None:
+    def __init__(self, store: Store, fence: Callable[[Session], None] | None = None,
+                 finish: Callable[[Session], None] | None = None) -> None:
         self.store = store
         self.fence = fence
+        self.finish = finish  # once per transaction, after every write of the batch (rows queued in bulk)
         self._cond = threading.Condition()
         self._queue: list[_Pending[Any]] = []
         self._busy = False
@@ -77,6 +79,8 @@ class GroupCommit:
                 if self.fence is not None:
                     self.fence(session)
                 values = [item.fn(session) for item in batch]
+                if self.finish is not None:
+                    self.finish(session)
         except Exception as exc:
             if len(batch) > 1:
                 for item in batch:  # each alone: a failure belongs to the write that caused it

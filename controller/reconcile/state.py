@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from controller import audit, events
@@ -34,7 +34,7 @@ from controller.guest import desired_guest
 from controller.reconcile.batch import GroupCommit
 from controller.reconcile.model import DesiredRule, DesiredSnapshot, DesiredVm
 from controller.store import Store
-from controller.store.models import DeletedVm, FirewallRule, VirtualMachine, VmSnapshot, utcnow
+from controller.store.models import AuditLog, DeletedVm, FirewallRule, VirtualMachine, VmSnapshot, new_id, utcnow
 
 T = TypeVar("T")
 
@@ -150,6 +150,8 @@ def ids_changed_since_error(session: Session) -> list[str]:
 # Status columns the VM object (GET /api/vms/{id}) does not show: writing only these emits no event.
 HIDDEN_STATUS = frozenset({"last_upid", "provisioned", "applied_disk_gb", "migrated_generation", "error_generation",
                            "last_observed_at"})
+# session.info key of the audit rows a transaction writes in one INSERT (StatusWriter._insert_audit).
+AUDIT_ROWS = "pvem_audit_rows"
 # Audit records that are also feed events.
 AUDIT_EVENTS = {"drift_corrected": events.VM_DRIFT}
 
@@ -173,7 +175,7 @@ class StatusWriter:
         self.fence = fence
         self._deferred: dict[str, list[_Record]] = {}  # per VM id, see record(defer=True)
         self._deferred_lock = threading.Lock()
-        self._group = GroupCommit(store, fence)
+        self._group = GroupCommit(store, fence, finish=self._insert_audit)
 
     def _take_deferred(self, vm_id: str) -> list[_Record]:
         if not self._deferred:
@@ -203,6 +205,7 @@ class StatusWriter:
             if vm_id is not None:
                 for item in self._take_deferred(vm_id):
                     self._write_record(session, vm_id, item)
+                self._insert_audit(session)  # before anything the block adds: records stay in order
             yield session
 
     def set_vm(self, vm_id: str, **values: Any) -> None:
@@ -236,9 +239,16 @@ class StatusWriter:
                                          .values(**item.values))
             if set(item.values) - HIDDEN_STATUS:
                 events.emit(session, events.VM_CHANGED, vm_id, item.owner_id)
-        entry = audit.record(session, CONTROLLER, item.action, "virtual_machine", vm_id, item.details,
-                             owner_id=item.owner_id)
-        entry.created_at = item.at
+        row = audit.entry_values(CONTROLLER, item.action, "virtual_machine", vm_id, item.details,
+                                 owner_id=item.owner_id)
+        session.info.setdefault(AUDIT_ROWS, []).append({**row, "id": new_id(), "created_at": item.at})
+
+    @staticmethod
+    def _insert_audit(session: Session) -> None:
+        """The audit rows _write_record queued on the session, as one Core INSERT (no ORM unit of work)."""
+        rows = session.info.pop(AUDIT_ROWS, None)
+        if rows:
+            session.connection().execute(insert(AuditLog), rows)
 
     def set_snapshot(self, snapshot_id: str, **values: Any) -> None:
         with self.write() as session:
