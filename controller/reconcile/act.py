@@ -6,7 +6,7 @@ restarted controller resumes waiting instead of writing again. Every write is au
 `controller`) twice: its intent (`outcome: "started"`) committed before the request is sent, so a crash
 can never leave a change in Proxmox that the audit does not show, then its outcome (`ok` or `error`).
 A success's outcome is held back to share the VM's next status transaction (the next write's intent,
-or "synced"): a create and start cost three write transactions, not seven.
+or "synced"): a create and start cost three status writes, not seven (see StatusWriter).
 """
 
 from __future__ import annotations

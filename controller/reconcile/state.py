@@ -23,9 +23,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Update, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from controller import audit, events
@@ -150,6 +151,30 @@ def ids_changed_since_error(session: Session) -> list[str]:
 # Status columns the VM object (GET /api/vms/{id}) does not show: writing only these emits no event.
 HIDDEN_STATUS = frozenset({"last_upid", "provisioned", "applied_disk_gb", "migrated_generation", "error_generation",
                            "last_observed_at"})
+# The status columns "synced" (and observe mode) write, as one UPDATE built once (bound per VM: b_id, b_<column>).
+_OBSERVATION_COLUMNS = ("observed_generation", "sync_status", "last_error", "last_synced_at", "status",
+                        "observed_node", "reboot_required", "observed", "last_observed_at", "error_generation",
+                        "provisioned", "drift")
+_OBSERVED = (update(VirtualMachine)
+             .where(VirtualMachine.id == bindparam("b_id"), VirtualMachine.generation == bindparam("b_generation"))
+             .values(**{column: bindparam(f"b_{column}") for column in _OBSERVATION_COLUMNS}))
+_BECAME_SYNCED = _OBSERVED.where(VirtualMachine.sync_status != "synced")
+
+
+@lru_cache(maxsize=64)
+def _vm_update(columns: tuple[str, ...]) -> Update:
+    """The UPDATE of these columns of one VM, built once per set of columns (bound as b_id, b_<column>)."""
+    return update(VirtualMachine).where(VirtualMachine.id == bindparam("b_id")).values(
+        **{column: bindparam(f"b_{column}") for column in columns})
+
+
+def _set_columns(session: Session, vm_id: str, values: dict[str, Any]) -> None:
+    """Plain values into status columns of one VM: a Core statement on the session's connection (no ORM
+    bookkeeping, no statement built per call)."""
+    session.connection().execute(_vm_update(tuple(sorted(values))),
+                                 {"b_id": vm_id, **{f"b_{key}": value for key, value in values.items()}})
+
+
 # session.info key of the audit rows a transaction writes in one INSERT (StatusWriter._insert_audit).
 AUDIT_ROWS = "pvem_audit_rows"
 # Audit records that are also feed events.
@@ -210,7 +235,7 @@ class StatusWriter:
 
     def set_vm(self, vm_id: str, **values: Any) -> None:
         def writes(session: Session) -> None:
-            session.connection().execute(update(VirtualMachine).where(VirtualMachine.id == vm_id).values(**values))
+            _set_columns(session, vm_id, values)
             if set(values) - HIDDEN_STATUS:
                 events.emit(session, events.VM_CHANGED, vm_id)
 
@@ -234,9 +259,8 @@ class StatusWriter:
 
     @staticmethod
     def _write_record(session: Session, vm_id: str, item: _Record) -> None:
-        if item.values:  # Core statements on the session's connection: no ORM bookkeeping for a plain UPDATE
-            session.connection().execute(update(VirtualMachine).where(VirtualMachine.id == vm_id)
-                                         .values(**item.values))
+        if item.values:
+            _set_columns(session, vm_id, item.values)
             if set(item.values) - HIDDEN_STATUS:
                 events.emit(session, events.VM_CHANGED, vm_id, item.owner_id)
         row = audit.entry_values(CONTROLLER, item.action, "virtual_machine", vm_id, item.details,
@@ -285,14 +309,15 @@ class StatusWriter:
         """The VM's status row as synced at the generation this pass worked from (compare-and-set), and its
         events; False when the spec moved meanwhile."""
         now = utcnow()
-        statement = update(VirtualMachine).where(VirtualMachine.id == vm.id, VirtualMachine.generation == vm.generation)
-        values = dict(observed_generation=vm.generation, sync_status="synced", last_error=None, last_synced_at=now,
-                      status=status or "unknown", observed_node=node, reboot_required=reboot_required,
-                      observed=observed, last_observed_at=now, error_generation=None, provisioned=True, drift=drift)
+        params = {"b_id": vm.id, "b_generation": vm.generation, "b_observed_generation": vm.generation,
+                  "b_sync_status": "synced", "b_last_error": None, "b_last_synced_at": now,
+                  "b_status": status or "unknown", "b_observed_node": node, "b_reboot_required": reboot_required,
+                  "b_observed": observed, "b_last_observed_at": now, "b_error_generation": None,
+                  "b_provisioned": True, "b_drift": drift}
         conn = session.connection()
         # First as a transition to synced (one statement on the way to convergence), else as a row already synced.
-        became = conn.execute(statement.where(VirtualMachine.sync_status != "synced").values(**values))
-        if not became.rowcount and not conn.execute(statement.values(**values)).rowcount:
+        became = conn.execute(_BECAME_SYNCED, params)
+        if not became.rowcount and not conn.execute(_OBSERVED, params).rowcount:
             return False
         events.emit(session, events.VM_CHANGED, vm.id)
         if became.rowcount:
