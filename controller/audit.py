@@ -29,20 +29,34 @@ def record(
     owner_id: str | None = None,
     user_id: str | None = None,
 ) -> AuditLog:
-    if actor.token_id is not None:  # name the API token that acted
-        details = {**(details or {}), "token_id": actor.token_id, "token_name": actor.token_name}
-    entry = AuditLog(
-        actor=actor.kind,
-        user_id=user_id if user_id is not None else actor.user_id,
-        owner_id=owner_id,
-        action=action,
-        resource_type=resource_type,
-        resource_id=resource_id,
-        details=details or {},
-        ip_address=actor.ip_address,
-    )
+    entry = AuditLog(**entry_values(actor, action, resource_type, resource_id, details, owner_id, user_id))
     session.add(entry)
     return entry
+
+
+def entry_values(
+    actor: Actor,
+    action: str,
+    resource_type: str,
+    resource_id: str | None,
+    details: dict[str, Any] | None = None,
+    owner_id: str | None = None,
+    user_id: str | None = None,
+) -> dict[str, Any]:
+    """The columns of one record (without `id` and `created_at`): record() makes it an object, the
+    reconciler's status writer inserts such rows in bulk."""
+    if actor.token_id is not None:  # name the API token that acted
+        details = {**(details or {}), "token_id": actor.token_id, "token_name": actor.token_name}
+    return {
+        "actor": actor.kind,
+        "user_id": user_id if user_id is not None else actor.user_id,
+        "owner_id": owner_id,
+        "action": action,
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "details": details or {},
+        "ip_address": actor.ip_address,
+    }
 
 
 def list_records(

@@ -145,7 +145,7 @@ def _write(session: Session, pending: list[_Pending]) -> None:
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
-    session.execute(insert(Event), rows)
+    session.connection().execute(insert(Event), rows)  # Core executemany: no ORM bulk-insert bookkeeping
     session.info[WROTE] = True
     if postgres:
         session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})

@@ -35,6 +35,7 @@ RULE_WRITE_KEYS = ("type", "action", "proto", "dport", "sport", "source", "dest"
 # A few failed status polls in a row are a network blip; more than this and the wait gives up early.
 MAX_POLL_FAILURES = 5
 MAX_POLL_INTERVAL = 2.0
+FAILED_POLL_PAUSE = 0.5  # after a failed poll: five in a row span seconds, not a blip's fraction of one
 
 
 def _wire(value: Any) -> Any:
@@ -79,6 +80,10 @@ class ProxmoxClient:
     def _get(self, path: str, fn: Callable[[Any], Any]) -> Any:
         """A hot read (deep observation, task polls): `path` on the fast GET path, `fn` the proxmoxer form."""
         return self._conn.get(path, fn)
+
+    def _post(self, path: str, data: Mapping[str, Any]) -> Any:
+        """A hot write (creates, power changes): POST `path` through the fast path, sent once."""
+        return self._conn.post(path, data)
 
     @staticmethod
     def _vm(api: Any, node: str, vmid: int) -> Any:
@@ -171,7 +176,7 @@ class ProxmoxClient:
             "scsi0": f"{storage}:{disk_gb}", "net0": f"virtio,bridge={bridge},firewall=1", "ostype": "l26",
             "description": description, "tags": join_tags(tags), **(extra or {}),
         })
-        upid = _upid(self._call(lambda api: api.nodes(node).qemu.post(**data)))
+        upid = _upid(self._post(f"nodes/{node}/qemu", data))
         if upid is None:
             raise ProxmoxError(f"Proxmox answered the create of VM {vmid} without a task id", transient=False)
         return upid
@@ -224,7 +229,7 @@ class ProxmoxClient:
 
     def _power(self, node: str, vmid: int, action: str, **params: Any) -> str | None:
         data = _form(params)
-        return _upid(self._call(lambda api: getattr(self._vm(api, node, vmid).status, action).post(**data)))
+        return _upid(self._post(f"nodes/{node}/qemu/{vmid}/status/{action}", data))
 
     def start(self, node: str, vmid: int) -> str | None:
         return self._power(node, vmid, "start")
@@ -311,10 +316,16 @@ class ProxmoxClient:
         return dict(self._get(f"nodes/{node}/tasks/{quote(upid, safe=':@!')}/status",
                               lambda api: api.nodes(node).tasks(upid).status.get()))
 
-    def wait_task(self, upid: str, timeout: float = 600, poll: float = 0.2,
-                  should_stop: Callable[[], bool] | None = None) -> None:
+    def wait_task(self, upid: str, timeout: float = 600, poll: float = 0.05,
+                  should_stop: Callable[[], bool] | None = None, on_wait: Callable[[], None] | None = None) -> None:
         """Poll the task until it stops. TaskFailed if it ended badly; a transient ProxmoxError if it is still
-        running after `timeout` seconds or `should_stop()` says to give up (the task itself keeps running)."""
+        running after `timeout` seconds or `should_stop()` says to give up (the task itself keeps running).
+
+        The first poll is sent at once (most tasks of a plain create or a power change are over by then);
+        `on_wait()` is called once, before the first pause, when the task was not seen finished by it. The
+        pauses start at `poll` and grow by half each time up to MAX_POLL_INTERVAL, so a task's end is
+        noticed at most half its duration late (a 100 ms task after 125 ms), and a long one costs a poll
+        every two seconds."""
         deadline = time.monotonic() + timeout
         interval = max(poll, 0.01)
         failures = 0
@@ -327,17 +338,21 @@ class ProxmoxClient:
                 if not exc.transient or failures > MAX_POLL_FAILURES:
                     raise
                 status = None
+                interval = max(interval, FAILED_POLL_PAUSE)
             if status is not None and status.get("status") == "stopped":
                 if task_succeeded(status.get("exitstatus")):
                     return
                 raise TaskFailed(str(status.get("exitstatus") or ""), upid=upid)
+            if on_wait is not None:
+                on_wait()
+                on_wait = None
             if should_stop is not None and should_stop():
                 raise ProxmoxError(f"stopped waiting for task {upid}", transient=True)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ProxmoxError(f"task {upid} still running after {timeout:g} s", transient=True)
             time.sleep(min(interval, remaining))
-            # Long tasks (migrations, big disks) need not be polled five times a second.
+            # Long tasks (migrations, big disks) need not be polled often.
             interval = min(interval * 1.5, max(poll, MAX_POLL_INTERVAL))
 
 

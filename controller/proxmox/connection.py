@@ -11,13 +11,16 @@ import json
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from http import client as httplib
 from typing import Any, TypeVar, cast
+from urllib.parse import urlencode
 
 import requests
 import urllib3
 from proxmoxer import AuthenticationError, ProxmoxResource, ResourceException
 from proxmoxer.backends.https import Backend
+from proxmoxer.core import ANYEVENT_HTTP_STATUS_CODES
 from requests.utils import get_environ_proxies
 
 from controller import metrics
@@ -86,17 +89,7 @@ class Connection:
         raises and classifies as for every other request. Reads only: repeating a GET is harmless."""
         try:
             root, generation = self._root()
-            local = self._local
-            if getattr(local, "fast_generation", None) != generation:
-                base = str(root._store["base_url"])
-                session = local.session
-                prepared = session.prepare_request(requests.Request(
-                    "GET", base + "/version", cookies=session.auth.get_cookies()))
-                local.fast_pool = session.get_adapter(base).get_connection_with_tls_context(
-                    prepared, verify=verify_option(self._settings), cert=session.cert)
-                local.fast_prefix = urllib3.util.parse_url(base).path or ""
-                local.fast_headers = dict(prepared.headers)
-                local.fast_generation = generation
+            local = self._fast(root, generation)
             answer = local.fast_pool.urlopen(
                 "GET", f"{local.fast_prefix}/{path}", headers=local.fast_headers, retries=False, redirect=False,
                 timeout=urllib3.Timeout(total=self._settings.timeout_seconds), preload_content=True)
@@ -107,6 +100,57 @@ class Connection:
         except Exception:
             pass
         return self.call(fallback)
+
+    def post(self, path: str, data: Mapping[str, Any]) -> Any:
+        """POST /api2/json/{path} with `data` as a form: its `data`. Sent like get(), but a write is never
+        repeated, except after a ticket's 401 (Proxmox refuses those before doing anything). Failures leave
+        as call()'s do: Proxmox's answer classified as the ResourceException proxmoxer would raise, a failed
+        exchange as the requests exception it would have been. Counted in the request metrics."""
+        body = urlencode(data, doseq=True)
+        for attempt in (1, 2):
+            root, generation = self._root()
+            local = self._fast(root, generation)
+            started = time.perf_counter()
+            try:
+                answer = local.fast_pool.urlopen(
+                    "POST", f"{local.fast_prefix}/{path}", body=body, headers=local.fast_write_headers,
+                    retries=False, redirect=False, timeout=urllib3.Timeout(total=self._settings.timeout_seconds),
+                    preload_content=True)
+            except Exception as exc:
+                metrics.observe_proxmox("POST", "error", time.perf_counter() - started)
+                raise classify(_as_requests_error(exc)) from exc
+            metrics.observe_proxmox("POST", answer.status, time.perf_counter() - started)
+            if 200 <= answer.status < 300:
+                try:
+                    return json.loads(answer.data)["data"]
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise classify(exc) from exc
+            if answer.status == 401 and attempt == 1 and not self.uses_token:
+                log.info("proxmox ticket refused; logging in again", error=str(answer.reason))
+                self._invalidate(generation)
+                continue
+            raise classify(_resource_exception(answer))
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _fast(self, root: Any, generation: int) -> Any:
+        """This thread's urllib3 pool and the headers requests would send for a read and a write (per login)."""
+        local = self._local
+        if getattr(local, "fast_generation", None) != generation:
+            base = str(root._store["base_url"])
+            session = local.session
+            cookies = session.auth.get_cookies()
+            prepared = session.prepare_request(requests.Request("GET", base + "/version", cookies=cookies))
+            local.fast_pool = session.get_adapter(base).get_connection_with_tls_context(
+                prepared, verify=verify_option(self._settings), cert=session.cert)
+            local.fast_prefix = urllib3.util.parse_url(base).path or ""
+            local.fast_headers = dict(prepared.headers)
+            # A write's headers: proxmoxer's ticket auth adds the CSRF token to anything but a GET.
+            written = session.prepare_request(requests.Request("POST", base + "/version", cookies=cookies))
+            local.fast_write_headers = {key: value for key, value in written.headers.items()
+                                        if key.lower() != "content-length"}
+            local.fast_write_headers["Content-Type"] = "application/x-www-form-urlencoded"
+            local.fast_generation = generation
+        return local
 
     def close(self) -> None:
         """Forget the login and close every thread's HTTP session; the next call logs in again."""
@@ -181,6 +225,30 @@ class Connection:
         log.info("proxmox connected", host=settings.host, port=settings.port,
                  auth="token" if self.uses_token else "ticket", user=kwargs["user"])
         return backend
+
+
+def _as_requests_error(exc: Exception) -> Exception:
+    """A urllib3 failure as the requests exception requests would have raised for it (classify() knows those)."""
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        return requests.exceptions.SSLError(str(exc))
+    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
+        return requests.exceptions.ConnectTimeout(str(exc))
+    if isinstance(exc, urllib3.exceptions.TimeoutError):
+        return requests.exceptions.ReadTimeout(str(exc))
+    if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
+        return requests.exceptions.ConnectionError(str(exc))
+    return exc
+
+
+def _resource_exception(answer: Any) -> ResourceException:
+    """Proxmox's refusal as proxmoxer raises it: PVE's message is the HTTP reason, per-field errors in the body."""
+    try:
+        errors = json.loads(answer.data.decode("utf-8")).get("errors")
+    except (UnicodeDecodeError, ValueError, AttributeError):
+        errors = {"errors": answer.data}
+    status = int(answer.status)
+    return ResourceException(status, httplib.responses.get(status, ANYEVENT_HTTP_STATUS_CODES.get(status)),
+                             answer.reason, errors=errors)
 
 
 def _instrumented(session: Any) -> Any:

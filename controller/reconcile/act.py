@@ -1,9 +1,12 @@
 """Acting on one VM: observe, plan, execute, observe again, until the plan is empty; then record.
 
-Every Proxmox write that returns a task UPID stores it on the VM's row before waiting, so a restarted
-controller resumes waiting instead of writing again. Every write is audited (actor `controller`) twice:
-its intent (`outcome: "started"`) committed before the request is sent, so a crash can never leave a
-change in Proxmox that the audit does not show, then its outcome (`ok` or `error`).
+Every Proxmox write that returns a task UPID stores it on the VM's row before pausing to wait (a task
+already over at the first poll, as plain creates and power changes mostly are, is never stored), so a
+restarted controller resumes waiting instead of writing again. Every write is audited (actor
+`controller`) twice: its intent (`outcome: "started"`) committed before the request is sent, so a crash
+can never leave a change in Proxmox that the audit does not show, then its outcome (`ok` or `error`).
+A success's outcome is held back to share the VM's next status transaction (the next write's intent,
+or "synced"): a create and start cost three status writes, not seven (see StatusWriter).
 """
 
 from __future__ import annotations
@@ -92,11 +95,18 @@ class VmReconciler(GuestActions):
         self.on_reboot_slot_free: Callable[[list[str]], None] | None = None
 
     def run(self, vm_id: str) -> Outcome:
+        try:
+            return self._run(vm_id)
+        finally:
+            self.status.flush(vm_id)  # outcomes still held back (an attempt that ended without a status write)
+
+    def _run(self, vm_id: str) -> Outcome:
         known: ObservedVm | None = None  # what Proxmox holds after this attempt's last writes, when that is certain
         rounds = 0
         while rounds < MAX_ROUNDS:
             if self.stopping.is_set():
                 return Outcome(False, "controller stopping")
+            self.status.flush(vm_id)  # the row read next must show this attempt's outcomes
             with self.store.read() as session:
                 loaded = state.load_vm(session, vm_id)
                 if loaded is None:
@@ -224,35 +234,46 @@ class VmReconciler(GuestActions):
         self.status.set_vm(vm_id, last_upid=None)
 
     def _write(self, ctx: Context, operation: str, call: Callable[[], str | None], wait_timeout: float | None = None,
-               on_success: dict[str, Any] | None = None, **details: Any) -> None:
-        """One Proxmox write: audit the intent, store the UPID first, wait for the task, audit the outcome either
-        way. On success the UPID is cleared, the audit recorded and `on_success` (VM status columns) set in one
-        transaction."""
+               on_success: dict[str, Any] | None = None, long_task: bool = False, **details: Any) -> None:
+        """One Proxmox write: audit the intent, send it, wait for its task (storing the UPID before the first
+        pause, or with `long_task` before the first poll), audit the outcome either way. The outcome, with
+        `on_success` (VM status columns) and the clearing of the UPID, rides on the VM's next status
+        transaction (StatusWriter deferred records)."""
         vm = ctx.desired
         record: dict[str, Any] = {"vm_name": vm.name, "vmid": vm.vmid, "node": ctx.node, **details}
         log.info(f"reconcile_{operation}", vm_name=vm.name, vmid=vm.vmid, node=ctx.node,
                  **{key: value for key, value in details.items() if key != "changes"})
-        # The intent, in its own committed (and fenced) transaction before anything reaches Proxmox.
-        self.status.audit(f"pve_{operation}", vm.id, ctx.owner_id, {**record, "outcome": "started"})
+        # The intent, committed (and fenced) before anything reaches Proxmox; the plan's first status write
+        # (sync_status "syncing") goes with it.
+        self.status.record(vm.id, f"pve_{operation}", ctx.owner_id, {**record, "outcome": "started"},
+                           self._syncing(ctx))
+        stored = False
+
+        def store_upid() -> None:  # the task outlives the first poll: a restarted controller resumes the wait
+            nonlocal stored
+            self.status.set_vm(vm.id, last_upid=upid)
+            stored = True
+
         try:
             upid = call()
             record["upid"] = upid
             if upid:
-                self.status.set_vm(vm.id, last_upid=upid, **self._syncing(ctx))
+                if long_task:
+                    store_upid()
                 self.client.wait_task(upid, timeout=wait_timeout or self.task_timeout,
-                                      should_stop=self.stopping.is_set)
+                                      should_stop=self.stopping.is_set, on_wait=None if stored else store_upid)
         except ProxmoxError as exc:
-            if not (exc.transient and "stopped waiting" in exc.message):
-                self.status.set_vm(vm.id, last_upid=None)
-            self.status.audit(f"pve_{operation}", vm.id, ctx.owner_id, {**record, "outcome": "error",
-                                                                       "error": exc.message})
+            handed_over = exc.transient and "stopped waiting" in exc.message  # the UPID stays for the next run
+            self.status.record(vm.id, f"pve_{operation}", ctx.owner_id,
+                               {**record, "outcome": "error", "error": exc.message},
+                               {"last_upid": None} if stored and not handed_over else {})
             raise
-        self.status.write_done(vm.id, f"pve_{operation}", ctx.owner_id, {**record, "outcome": "ok"},
-                               {**({"last_upid": None} if upid else {}), **self._syncing(ctx), **(on_success or {})})
+        self.status.record(vm.id, f"pve_{operation}", ctx.owner_id, {**record, "outcome": "ok"},
+                           {**({"last_upid": None} if stored else {}), **(on_success or {})}, defer=True)
 
     @staticmethod
     def _syncing(ctx: Context) -> dict[str, Any]:
-        """{"sync_status": "syncing"} the first time a plan writes status (saves a transaction before the write)."""
+        """{"sync_status": "syncing"} the first time a plan writes status (saves a transaction of its own)."""
         if not ctx.mark_syncing:
             return {}
         ctx.mark_syncing = False
@@ -419,6 +440,7 @@ class VmReconciler(GuestActions):
 
     def _wait_running(self, ctx: Context) -> None:
         """After an automatic reboot: hold the slot until the guest is back running (bounded)."""
+        self.status.flush(ctx.desired.id)  # the reboot's outcome is not held back during the wait
         deadline = time.monotonic() + self.policy.shutdown_timeout + 60
         while not self.stopping.is_set() and time.monotonic() < deadline:
             if power_status(self.client.vm_status(ctx.node, ctx.desired.vmid)) == "running":

@@ -97,7 +97,7 @@ class GuestActions:
             storage=self.storage if full else None, pool=guest.pool,
             description=description_with_mark(vm.id, guest.description or ""))
         try:
-            self._write(ctx, "clone", call, wait_timeout=self.clone_timeout, template=template.vmid,
+            self._write(ctx, "clone", call, wait_timeout=self.clone_timeout, long_task=True, template=template.vmid,
                         template_name=template.name, full=full, target=target, pool=guest.pool, recreate=recreate)
         except ProxmoxError as exc:
             if "already exist" in exc.message:  # taken since the listing: the next round re-plans

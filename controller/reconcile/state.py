@@ -5,25 +5,39 @@ API made meanwhile; "synced" is compare-and-set on the generation the pass worke
 
 Fencing: each of the writer's transactions first runs `fence(session)` (the controller lease's check
 that this process still leads at its epoch, see controller.lease), so a former leader writes nothing.
+
+Group commit: the hot path's writes (set_vm, record, synced) share transactions with other workers'
+(controller.reconcile.batch); a call still returns only once its writes are committed.
+
+Deferred records: the outcome of a Proxmox write (its audit record and status columns) may be held back
+(`record(..., defer=True)`) to ride on that VM's next status transaction, typically the intent of its next
+write or the final "synced", instead of costing a transaction of its own. The reconciler writes them out
+(`flush`) before it reads the VM's row again, waits long, or ends its attempt.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import Update, and_, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from controller import audit, events
 from controller.actor import CONTROLLER
 from controller.guest import desired_guest
+from controller.reconcile.batch import GroupCommit
 from controller.reconcile.model import DesiredRule, DesiredSnapshot, DesiredVm
 from controller.store import Store
-from controller.store.models import DeletedVm, FirewallRule, VirtualMachine, VmSnapshot, utcnow
+from controller.store.models import AuditLog, DeletedVm, FirewallRule, VirtualMachine, VmSnapshot, new_id, utcnow
+
+T = TypeVar("T")
 
 
 def _snapshot(row: VmSnapshot) -> DesiredSnapshot:
@@ -145,8 +159,45 @@ def node_and_generation(session: Session, vm_id: str) -> tuple[str, int | None]:
 # Status columns the VM object (GET /api/vms/{id}) does not show: writing only these emits no event.
 HIDDEN_STATUS = frozenset({"last_upid", "provisioned", "applied_disk_gb", "migrated_generation", "error_generation",
                            "last_observed_at"})
+# The status columns "synced" (and observe mode) write, as one UPDATE built once (bound per VM: b_id, b_<column>).
+_OBSERVATION_COLUMNS = ("observed_generation", "sync_status", "last_error", "last_synced_at", "status",
+                        "observed_node", "reboot_required", "observed", "last_observed_at", "error_generation",
+                        "provisioned", "drift")
+_OBSERVED = (update(VirtualMachine)
+             .where(VirtualMachine.id == bindparam("b_id"), VirtualMachine.generation == bindparam("b_generation"))
+             .values(**{column: bindparam(f"b_{column}") for column in _OBSERVATION_COLUMNS}))
+_BECAME_SYNCED = _OBSERVED.where(VirtualMachine.sync_status != "synced")
+
+
+@lru_cache(maxsize=64)
+def _vm_update(columns: tuple[str, ...]) -> Update:
+    """The UPDATE of these columns of one VM, built once per set of columns (bound as b_id, b_<column>)."""
+    return update(VirtualMachine).where(VirtualMachine.id == bindparam("b_id")).values(
+        **{column: bindparam(f"b_{column}") for column in columns})
+
+
+def _set_columns(session: Session, vm_id: str, values: dict[str, Any]) -> None:
+    """Plain values into status columns of one VM: a Core statement on the session's connection (no ORM
+    bookkeeping, no statement built per call)."""
+    session.connection().execute(_vm_update(tuple(sorted(values))),
+                                 {"b_id": vm_id, **{f"b_{key}": value for key, value in values.items()}})
+
+
+# session.info key of the audit rows a transaction writes in one INSERT (StatusWriter._insert_audit).
+AUDIT_ROWS = "pvem_audit_rows"
 # Audit records that are also feed events.
 AUDIT_EVENTS = {"drift_corrected": events.VM_DRIFT}
+
+
+@dataclass(frozen=True)
+class _Record:
+    """An audit record of a VM and its status columns, written together (StatusWriter.record)."""
+
+    action: str
+    owner_id: str
+    details: dict[str, Any]
+    values: dict[str, Any]
+    at: datetime
 
 
 class StatusWriter:
@@ -155,29 +206,81 @@ class StatusWriter:
     def __init__(self, store: Store, fence: Callable[[Session], None] | None = None) -> None:
         self.store = store
         self.fence = fence
+        self._deferred: dict[str, list[_Record]] = {}  # per VM id, see record(defer=True)
+        self._deferred_lock = threading.Lock()
+        self._group = GroupCommit(store, fence, finish=self._insert_audit)
+
+    def _take_deferred(self, vm_id: str) -> list[_Record]:
+        if not self._deferred:
+            return []
+        with self._deferred_lock:
+            return self._deferred.pop(vm_id, [])
+
+    def _grouped(self, vm_id: str, fn: Callable[[Session], T]) -> T:
+        """fn(session) after the VM's deferred records, in a transaction shared with other workers' writes
+        (controller.reconcile.batch): the hot path's writes (intents, outcomes, synced, UPIDs)."""
+        held = self._take_deferred(vm_id)
+
+        def writes(session: Session) -> T:
+            for item in held:
+                self._write_record(session, vm_id, item)
+            return fn(session)
+
+        return self._group.run(writes)
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
-        """A fenced write transaction: refused (controller.lease.Fenced) unless this process leads."""
+    def write(self, vm_id: str | None = None) -> Iterator[Session]:
+        """A fenced write transaction: refused (controller.lease.Fenced) unless this process leads. With
+        `vm_id`, that VM's deferred records are written first in it."""
         with self.store.write() as session:
             if self.fence is not None:
                 self.fence(session)
+            if vm_id is not None:
+                for item in self._take_deferred(vm_id):
+                    self._write_record(session, vm_id, item)
+                self._insert_audit(session)  # before anything the block adds: records stay in order
             yield session
 
     def set_vm(self, vm_id: str, **values: Any) -> None:
-        with self.write() as session:
-            session.execute(update(VirtualMachine).where(VirtualMachine.id == vm_id).values(**values))
+        def writes(session: Session) -> None:
+            _set_columns(session, vm_id, values)
             if set(values) - HIDDEN_STATUS:
                 events.emit(session, events.VM_CHANGED, vm_id)
 
-    def write_done(self, vm_id: str, action: str, owner_id: str, details: dict[str, Any],
-                   values: dict[str, Any]) -> None:
-        """A Proxmox write succeeded: its audit record and the VM's status columns in one transaction."""
-        with self.write() as session:
-            if values:
-                session.execute(update(VirtualMachine).where(VirtualMachine.id == vm_id).values(**values))
-                events.emit(session, events.VM_CHANGED, vm_id)
-            audit.record(session, CONTROLLER, action, "virtual_machine", vm_id, details, owner_id=owner_id)
+        self._grouped(vm_id, writes)
+
+    def record(self, vm_id: str, action: str, owner_id: str, details: dict[str, Any], values: dict[str, Any],
+               defer: bool = False) -> None:
+        """An audit record of the VM and its status columns, in one transaction. With `defer` (the outcome of
+        a Proxmox write), held back until this VM's next status transaction or `flush(vm_id)`."""
+        item = _Record(action, owner_id, details, values, utcnow())
+        if defer:
+            with self._deferred_lock:
+                self._deferred.setdefault(vm_id, []).append(item)
+            return
+        self._grouped(vm_id, lambda session: self._write_record(session, vm_id, item))
+
+    def flush(self, vm_id: str) -> None:
+        """Write the VM's deferred records now, if it has any."""
+        if vm_id in self._deferred:
+            self._grouped(vm_id, lambda _session: None)
+
+    @staticmethod
+    def _write_record(session: Session, vm_id: str, item: _Record) -> None:
+        if item.values:
+            _set_columns(session, vm_id, item.values)
+            if set(item.values) - HIDDEN_STATUS:
+                events.emit(session, events.VM_CHANGED, vm_id, item.owner_id)
+        row = audit.entry_values(CONTROLLER, item.action, "virtual_machine", vm_id, item.details,
+                                 owner_id=item.owner_id)
+        session.info.setdefault(AUDIT_ROWS, []).append({**row, "id": new_id(), "created_at": item.at})
+
+    @staticmethod
+    def _insert_audit(session: Session) -> None:
+        """The audit rows _write_record queued on the session, as one Core INSERT (no ORM unit of work)."""
+        rows = session.info.pop(AUDIT_ROWS, None)
+        if rows:
+            session.connection().execute(insert(AuditLog), rows)
 
     def set_snapshot(self, snapshot_id: str, **values: Any) -> None:
         with self.write() as session:
@@ -189,7 +292,7 @@ class StatusWriter:
     def synced(self, vm: DesiredVm, observed: dict[str, Any], status: str | None, node: str | None,
                reboot_required: bool) -> bool:
         """Record convergence if the spec is still the generation this pass worked from."""
-        with self.write() as session:
+        def writes(session: Session) -> bool:
             recorded = self._record_observation(session, vm, observed, status, node, reboot_required, drift=[])
             if recorded and vm.snapshots:  # (none: no statement to send)
                 session.execute(update(VmSnapshot).where(VmSnapshot.vm_id == vm.id)
@@ -199,11 +302,13 @@ class StatusWriter:
                                 .values(sync_status="synced", last_error=None))
             return recorded
 
+        return self._grouped(vm.id, writes)
+
     def observed_only(self, vm: DesiredVm, observed: dict[str, Any], status: str | None, node: str | None,
                       reboot_required: bool, drift: list[dict[str, Any]]) -> bool:
         """Observe mode: record what was seen and the drift from the spec (compare-and-set on the generation);
         snapshots and rules keep their own sync status, since nothing was applied."""
-        with self.write() as session:
+        with self.write(vm.id) as session:
             return self._record_observation(session, vm, observed, status, node, reboot_required, drift)
 
     @staticmethod
@@ -212,25 +317,24 @@ class StatusWriter:
         """The VM's status row as synced at the generation this pass worked from (compare-and-set), and its
         events; False when the spec moved meanwhile."""
         now = utcnow()
-        before = session.scalar(select(VirtualMachine.sync_status).where(VirtualMachine.id == vm.id))
-        result = session.execute(
-            update(VirtualMachine)
-            .where(VirtualMachine.id == vm.id, VirtualMachine.generation == vm.generation)
-            .values(observed_generation=vm.generation, sync_status="synced", last_error=None,
-                    last_synced_at=now, status=status or "unknown", observed_node=node,
-                    reboot_required=reboot_required, observed=observed, last_observed_at=now,
-                    error_generation=None, provisioned=True, drift=drift)
-        )
-        if not result.rowcount:  # type: ignore[attr-defined]
+        params = {"b_id": vm.id, "b_generation": vm.generation, "b_observed_generation": vm.generation,
+                  "b_sync_status": "synced", "b_last_error": None, "b_last_synced_at": now,
+                  "b_status": status or "unknown", "b_observed_node": node, "b_reboot_required": reboot_required,
+                  "b_observed": observed, "b_last_observed_at": now, "b_error_generation": None,
+                  "b_provisioned": True, "b_drift": drift}
+        conn = session.connection()
+        # First as a transition to synced (one statement on the way to convergence), else as a row already synced.
+        became = conn.execute(_BECAME_SYNCED, params)
+        if not became.rowcount and not conn.execute(_OBSERVED, params).rowcount:
             return False
         events.emit(session, events.VM_CHANGED, vm.id)
-        if before != "synced":
+        if became.rowcount:
             events.emit(session, events.VM_SYNCED, vm.id)
         return True
 
     def forget_vm(self, vm: DesiredVm, owner_id: str, name: str) -> None:
         """The Proxmox VM is gone: drop the row (snapshots and rules cascade) and leave a tombstone."""
-        with self.write() as session:
+        with self.write(vm.id) as session:
             for snapshot_id, snapshot_name in session.execute(
                     select(VmSnapshot.id, VmSnapshot.name).where(VmSnapshot.vm_id == vm.id)):
                 events.emit(session, events.SNAPSHOT_DELETED, vm.id, owner_id,
@@ -255,7 +359,7 @@ class StatusWriter:
 
     def audit(self, action: str, vm_id: str, owner_id: str, details: dict[str, Any],
               resource_type: str = "virtual_machine", resource_id: str | None = None) -> None:
-        with self.write() as session:
+        with self.write(vm_id) as session:
             audit.record(session, CONTROLLER, action, resource_type, resource_id or vm_id, details,
                          owner_id=owner_id)
             if action in AUDIT_EVENTS:

@@ -166,9 +166,15 @@ def test_network_faults_are_transient(fakepve: Any, pve_settings: ProxmoxSetting
     with pytest.raises(ProxmoxError, match="cannot reach Proxmox") as caught:
         client.list_vms()
     assert (caught.value.transient, caught.value.status) == (True, None)
+    with pytest.raises(ProxmoxError, match="cannot reach Proxmox") as caught:
+        client.start("pve1", 100)  # a write (sent on the fast path) fails the same way
+    assert (caught.value.transient, caught.value.status) == (True, None)
     fakepve.flaky_network(hang_rate=1.0, hang_secs=0.6)  # real seconds at time_scale 0
     with pytest.raises(ProxmoxError, match="did not answer in time") as caught:
         client.version()
+    assert caught.value.transient is True
+    with pytest.raises(ProxmoxError, match="did not answer in time") as caught:
+        client.start("pve1", 100)
     assert caught.value.transient is True
     fakepve.flaky_network()
     assert client.version() == "9.0.10"

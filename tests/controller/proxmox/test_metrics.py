@@ -25,3 +25,7 @@ def test_requests_are_counted_by_method_and_status(client, fakepve):
         client.vm_status("pve1", 999_999)
     assert _count("GET", "500") + _count("GET", "404") > before_missing
     assert 'pvem_proxmox_request_duration_seconds_count{method="GET",status="200"}' in metrics.render().decode()
+    before_post = _count("POST", "200")
+    fakepve.add_vm(100, "web1")
+    client.start("pve1", 100)  # a write on the fast path is counted too
+    assert _count("POST", "200") == before_post + 1
