@@ -22,7 +22,7 @@ from controller import audit, cluster, guest, pages, quotas
 from controller.actor import Actor
 from controller.errors import Conflict, Forbidden, Invalid, NotFound
 from controller.specs import VmCreate, VmUpdate
-from controller.store.models import DeletedVm, User, VirtualMachine, utcnow
+from controller.store.models import DeletedVm, User, VirtualMachine, new_id, utcnow
 
 RESOURCE = "virtual_machine"
 SPEC_FIELDS = ("name", "cpu_cores", "memory_mb", "disk_gb", "node", "power_state", "labels", "management",
@@ -214,13 +214,41 @@ def create_vm(
     return vm
 
 
+class VmidAllocator:
+    """vmids for several creates in one transaction (a manifest apply): the first comes from `next_vmid`,
+    the next ones count up from it, so a thousand creates cost one query, not a thousand. Valid because
+    the allocation lock (`lock_vmid_allocation`, taken with the first) is held until the transaction ends."""
+
+    def __init__(self, session: Session, vmid_range: tuple[int, int]) -> None:
+        self.session, self.vmid_range = session, vmid_range
+        self._next: int | None = None
+
+    def take(self) -> int:
+        if self._next is None:
+            lock_vmid_allocation(self.session)
+        if self._next is None or self._next > self.vmid_range[1]:
+            vmid = next_vmid(self.session, *self.vmid_range)  # past the top: the lowest gap, as next_vmid finds
+        else:
+            vmid = self._next
+        self._next = vmid + 1
+        return vmid
+
+    def reset(self) -> None:
+        """After a collision (a vmid taken outside the lock): ask the database again."""
+        self._next = None
+
+
 def insert_vm(session: Session, owner_id: str, spec: VmCreate, vmid_range: tuple[int, int],
-              default_node: str | None, apply_set: str | None = None) -> VirtualMachine:
-    """The new VM's row with a reserved vmid (no audit: the caller records what it did)."""
+              default_node: str | None, apply_set: str | None = None, vmids: VmidAllocator | None = None,
+              name_checked: bool = False) -> VirtualMachine:
+    """The new VM's row with a reserved vmid (no audit: the caller records what it did). `vmids`: an
+    allocator shared by the creates of one transaction; `name_checked`: the caller has already checked
+    that the owner has no VM of this name, in this transaction (a manifest plan does)."""
     node = spec.node or default_node
     if not node:
         raise Invalid("is required (no proxmox.default_node is configured)", field="node")
-    _check_name_free(session, owner_id, spec.name)
+    if not name_checked:
+        _check_name_free(session, owner_id, spec.name)
     template_disk_gb = guest.check_template(session, spec)
 
     now = utcnow()
@@ -240,15 +268,23 @@ def insert_vm(session: Session, owner_id: str, spec: VmCreate, vmid_range: tuple
     # SQLite serialises writers (BEGIN IMMEDIATE); on PostgreSQL the unique index arbitrates and we retry.
     # Allocation is serialised (lock_vmid_allocation; SQLite: BEGIN IMMEDIATE), so max+1 is free unless a
     # vmid was taken outside the lock; the unique index still arbitrates and we retry then.
-    lock_vmid_allocation(session)
+    if vmids is not None:
+        # One transaction's batch (a manifest apply), under the allocation lock: the rows are flushed
+        # together at commit (one multi-row INSERT). A vmid taken outside the lock meanwhile makes the
+        # commit fail as a whole (409, nothing written) instead of being retried row by row.
+        vm.id, vm.vmid = new_id(), vmids.take()
+        session.add(vm)
+        return vm
+    vmids = VmidAllocator(session, vmid_range)
     for _attempt in range(VMID_ATTEMPTS):
-        vm.vmid = next_vmid(session, *vmid_range)
+        vm.vmid = vmids.take()
         try:
             with session.begin_nested():
                 session.add(vm)
                 session.flush()
             return vm
         except IntegrityError:
+            vmids.reset()
             _check_name_free(session, owner_id, spec.name)
     raise Conflict("could not reserve a vmid; try again")
 

@@ -92,10 +92,11 @@ def apply_manifests(session: Session, actor: Actor, manifests: list[VmManifest],
     result = ApplyResult(objects, options, warnings=warnings)
     if options.dry_run:
         return result
+    vmids = vms.VmidAllocator(session, options.vmid_range)  # one vmid query for all the creates
     for item in objects:
         if item.action == "unchanged":
             continue
-        vm = _write(session, actor.user_id, item, options)
+        vm = _write(session, actor.user_id, item, options, vmids)
         audit.record(session, actor, f"{item.action}_vm", vms.RESOURCE, vm.id,
                      {"vm_name": vm.name, "vmid": vm.vmid, "via": "manifest", "apply_set": options.apply_set,
                       "document": item.document, "changes": [change.as_dict() for change in item.changes]},
@@ -124,20 +125,19 @@ def check_quota(session: Session, owner_id: str, objects: list[PlannedObject]) -
                 after = after.add(disk_gb=quotas.extra_disk_gb(item.fields["disks"]) - quotas.extra_disk_gb(vm.disks))
     quotas.check(session, owner_id, before, after)
 
-def _write(session: Session, owner_id: str, item: PlannedObject, options: ApplyOptions) -> VirtualMachine:
-    if item.action == "create" and item.vm is not None:  # bulk-inserted by _insert_creates
-        vm = item.vm
-        bulk = True
-    elif item.action == "create":
+def _write(session: Session, owner_id: str, item: PlannedObject, options: ApplyOptions,
+           vmids: vms.VmidAllocator) -> VirtualMachine:
+    if item.action == "create":
         assert item.create_spec is not None
-        bulk = False
+        # the plan found the name free under this transaction's lock (lock_owner_vms)
         vm = vms.insert_vm(session, owner_id, item.create_spec, options.vmid_range, options.default_node,
-                       apply_set=options.apply_set)
+                           apply_set=options.apply_set, vmids=vmids, name_checked=True)
         item.vm = vm
+        if item.rules_new or item.snapshots_new:
+            session.flush()  # the VM's row before its rules' and snapshots' (their foreign keys)
     else:
         assert item.vm is not None
         vm = item.vm
-        bulk = False
     if item.action == "delete":
         vms.mark_for_deletion(vm)
         return vm
@@ -162,8 +162,8 @@ def _write(session: Session, owner_id: str, item: PlannedObject, options: ApplyO
             vms.mark_changed(vm)
         else:
             vm.updated_at = now
-    if not bulk:  # a bulk create's rows (and audit record) go in one flush with the others
-        session.flush()
+    if item.action != "create":  # new rows (VMs, their rules and snapshots) all go in the commit's flush;
+        session.flush()          # changes to existing ones one VM at a time (rule positions are unique)
     return vm
 
 

@@ -88,6 +88,18 @@ def test_every_accepted_body_form_creates_the_same_vms(api, user_token, content_
     assert (found["a-2"]["memory_mb"], found["a-2"]["labels"]) == (1024, {"tier": "db"})
 
 
+def test_many_creates_in_one_apply_get_distinct_vmids_after_those_in_use(api, user_token):
+    first = api.create_vm(user_token, name="before")
+    assert_envelope(post_yaml(api, user_token, *[doc(f"many-{index}", node="pve1") for index in range(6)],
+                              doc("with-rules", node="pve1", firewall=[SSH])))
+    found = vms(api, user_token)
+    vmids = sorted(vm["vmid"] for name, vm in found.items() if name != "before")
+    assert vmids == list(range(first["vmid"] + 1, first["vmid"] + 8))
+    assert rule_specs(api, user_token, found["with-rules"]["id"]) == [SSH]
+    later = api.create_vm(user_token, name="after")
+    assert later["vmid"] == first["vmid"] + 8
+
+
 def test_a_single_json_document_creates_one_vm(api, user_token):
     data = assert_envelope(post_json(api, user_token, doc("solo", **FULL)))
     assert [item["action"] for item in data["objects"]] == ["create"]
