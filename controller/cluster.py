@@ -16,9 +16,11 @@ from sqlalchemy.orm import Session
 from controller.errors import Invalid
 from controller.store.models import ClusterNode, utcnow
 
+_NODES = select(ClusterNode.name).order_by(ClusterNode.name)
+
 
 def known_nodes(session: Session) -> list[str]:
-    return list(session.scalars(select(ClusterNode.name).order_by(ClusterNode.name)))
+    return list(session.scalars(_NODES))
 
 
 def check_node(session: Session, node: str, field: str = "node", known: list[str] | None = None) -> None:

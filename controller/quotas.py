@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Row, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from controller.errors import QuotaExceeded
@@ -82,13 +82,17 @@ def quota_of(user: User) -> dict[str, int | None]:
     return {key: getattr(user, key) for key in LIMITS}
 
 
-def lock_owner(session: Session, owner_id: str) -> User | None:
-    """The owner's row, locked on PostgreSQL so two concurrent creates cannot both pass the check
-    (SQLite's BEGIN IMMEDIATE already serialises writers)."""
-    return session.scalar(select(User).where(User.id == owner_id).with_for_update())
+_OWNER = select(User.role, *(getattr(User, key) for key in LIMITS)).where(User.id == bindparam("owner_id"))
 
 
-def check(session: Session, owner_id: str, before: Usage, after: Usage, owner: User | None = None) -> None:
+def lock_owner(session: Session, owner_id: str) -> Row[Any] | None:
+    """The owner's role and quotas (a Core row: this runs on every create), locked on PostgreSQL so two
+    concurrent creates cannot both pass the check (SQLite's BEGIN IMMEDIATE already serialises writers)."""
+    return session.execute(_OWNER.with_for_update(), {"owner_id": owner_id}).first()
+
+
+def check(session: Session, owner_id: str, before: Usage, after: Usage,
+          owner: User | Row[Any] | None = None) -> None:
     """Raises QuotaExceeded naming the first quota `after` would exceed (where it grows past `before`).
 
     Call `lock_owner` before reading `before` (and pass what it answered as `owner`)."""
@@ -112,6 +116,6 @@ def check_growth(session: Session, owner_id: str, vms: int = 0, cpu_cores: int =
     check(session, owner_id, before, before.add(vms, cpu_cores, memory_mb, disk_gb), owner=owner)
 
 
-def limited(owner: User | None) -> bool:
+def limited(owner: User | Row[Any] | None) -> bool:
     """Whether any quota applies to `owner` (admins and users without quotas are unlimited)."""
     return owner is not None and owner.role != "admin" and any(getattr(owner, key) is not None for key in LIMITS)

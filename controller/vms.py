@@ -157,11 +157,16 @@ def mark_for_deletion(vm: VirtualMachine) -> None:
     vm.sync_status = "deleting"
 
 
+# Statements of every create, built once (their values are bound parameters).
+_NAME_TAKEN = select(VirtualMachine.id).where(VirtualMachine.owner_id == bindparam("owner_id"),
+                                              VirtualMachine.name == bindparam("name"))
+_HIGHEST_VMID = select(func.max(VirtualMachine.vmid)).where(VirtualMachine.vmid >= bindparam("low"),
+                                                             VirtualMachine.vmid <= bindparam("high"))
+
+
 def _check_name_free(session: Session, owner_id: str, name: str, exclude_id: str | None = None) -> None:
-    query = select(VirtualMachine.id).where(VirtualMachine.owner_id == owner_id, VirtualMachine.name == name)
-    if exclude_id:
-        query = query.where(VirtualMachine.id != exclude_id)
-    if session.scalar(query):
+    query = _NAME_TAKEN if not exclude_id else _NAME_TAKEN.where(VirtualMachine.id != exclude_id)
+    if session.scalar(query, {"owner_id": owner_id, "name": name}):
         raise Conflict(f"a virtual machine named {name!r} already exists")
 
 
@@ -174,8 +179,8 @@ def lock_vmid_allocation(session: Session) -> None:
 
 def next_vmid(session: Session, vmid_min: int, vmid_max: int) -> int:
     """One above the highest vmid in use (Proxmox habit: ids are not reused soon), else the lowest gap."""
+    highest = session.scalar(_HIGHEST_VMID, {"low": vmid_min, "high": vmid_max})
     in_range = (VirtualMachine.vmid >= vmid_min, VirtualMachine.vmid <= vmid_max)
-    highest = session.scalar(select(func.max(VirtualMachine.vmid)).where(*in_range))
     if highest is None:
         return vmid_min
     if highest < vmid_max:
@@ -268,12 +273,15 @@ def insert_vm(session: Session, owner_id: str, spec: VmCreate, vmid_range: tuple
     # SQLite serialises writers (BEGIN IMMEDIATE); on PostgreSQL the unique index arbitrates and we retry.
     # Allocation is serialised (lock_vmid_allocation; SQLite: BEGIN IMMEDIATE), so max+1 is free unless a
     # vmid was taken outside the lock; the unique index still arbitrates and we retry then.
-    if vmids is not None:
-        # One transaction's batch (a manifest apply), under the allocation lock: the rows are flushed
-        # together at commit (one multi-row INSERT). A vmid taken outside the lock meanwhile makes the
-        # commit fail as a whole (409, nothing written) instead of being retried row by row.
-        vm.id, vm.vmid = new_id(), vmids.take()
+    if vmids is not None or session.get_bind().dialect.name == "sqlite":
+        # Under the allocation lock, with no savepoint: the row is flushed at commit (with the other rows of
+        # a batch, such as a manifest apply's, in one multi-row INSERT). On SQLite every write transaction
+        # holds the lock, so max+1 is free; on PostgreSQL a vmid taken outside the lock meanwhile makes
+        # the commit fail as a whole (409, nothing written) instead of being retried row by row.
+        vm.id, vm.vmid = new_id(), (vmids or VmidAllocator(session, vmid_range)).take()
         session.add(vm)
+        if vmids is None:
+            session.flush()  # a single create answers with the row as stored (column defaults applied)
         return vm
     vmids = VmidAllocator(session, vmid_range)
     for _attempt in range(VMID_ATTEMPTS):
