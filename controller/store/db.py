@@ -55,6 +55,9 @@ def conflict_from(exc: IntegrityError) -> Conflict:
     return Conflict("the change conflicts with the current state (a concurrent write won); try again")
 
 
+SINGLE_READ = "pvem_single_read"  # execution option: the connection only runs single-statement reads
+
+
 def make_engine(url: str, echo: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -79,8 +82,10 @@ def make_engine(url: str, echo: bool = False) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        immediate = conn.get_execution_options().get("sqlite_immediate", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get(SINGLE_READ, False):
+            return  # one SELECT is consistent by itself: no BEGIN/ROLLBACK round trip (Store.connect)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("sqlite_immediate", False) else "BEGIN")
 
     return engine
 
@@ -106,6 +111,7 @@ class Store:
         self.url = url
         self.engine = make_engine(url, echo=echo)
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
+        self._single_reads = self.engine.execution_options(**{SINGLE_READ: True})
         self._writer = sessionmaker(
             self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False
         )
@@ -130,8 +136,9 @@ class Store:
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        """A plain connection for Core reads on hot paths (no Session, no ORM); rolled back at the end."""
-        with self.engine.connect() as conn:
+        """A plain connection for Core reads on hot paths (no Session, no ORM), for reads that are one
+        statement each (each is consistent by itself): on SQLite no transaction is opened around them."""
+        with self._single_reads.connect() as conn:
             yield conn
 
     @contextmanager
