@@ -24,8 +24,9 @@ from sqlalchemy.orm import Session
 from controller.log import get_logger
 from controller.proxmox.client import ProxmoxClient
 from controller.proxmox.errors import ProxmoxError
-from controller.proxmox.marks import MARK_TAG, description_with_mark, snapshot_description, tags_with_mark
+from controller.proxmox.marks import MARK_TAG, description_with_mark, tags_with_mark
 from controller.reconcile import state
+from controller.reconcile.child_act import ChildActions
 from controller.reconcile.diff import drift, plan
 from controller.reconcile.guest_act import GuestActions, cloud_init_reboot_pending
 from controller.reconcile.guest_diff import guest_before
@@ -33,7 +34,7 @@ from controller.reconcile.impact import pending_needs_reboot
 from controller.reconcile.model import Action, DesiredVm, ObservedVm, Policy
 from controller.reconcile.observe import ClusterView, created_vm, observe_vm, power_status, summary
 from controller.store import Store
-from controller.store.models import VirtualMachine, VmSnapshot
+from controller.store.models import VirtualMachine
 from controller.vms import lock_vmid_allocation
 
 log = get_logger("pvem.reconciler")
@@ -76,7 +77,7 @@ class Context:
     mark_syncing: bool = False  # sync_status "syncing" goes with the first status write of this plan
 
 
-class VmReconciler(GuestActions):
+class VmReconciler(GuestActions, ChildActions):
     def __init__(self, client: ProxmoxClient, store: Store, view: ClusterView, policy: Policy,
                  storage: str, bridge: str, vmid_range: tuple[int, int], stopping: threading.Event,
                  task_timeout: float = 900, clone_timeout: float = 3600,
@@ -457,65 +458,6 @@ class VmReconciler(GuestActions):
 
     def _do_forget_vm(self, ctx: Context) -> None:
         self.status.forget_vm(ctx.desired, ctx.owner_id, ctx.desired.name)
-
-    def _do_snapshot_create(self, ctx: Context, snapshot_id: str, name: str, description: str | None) -> None:
-        text = snapshot_description(snapshot_id, description)
-        self._write(ctx, "snapshot_create", lambda: self.client.create_snapshot(ctx.node, ctx.desired.vmid, name,
-                                                                                  text), snapshot=name)
-        self.status.set_snapshot(snapshot_id, provisioned=True, sync_status="synced", last_error=None)
-
-    def _do_snapshot_describe(self, ctx: Context, snapshot_id: str, name: str, description: str | None) -> None:
-        text = snapshot_description(snapshot_id, description)
-        self._write(ctx, "snapshot_update", lambda: self.client.set_snapshot_description(
-            ctx.node, ctx.desired.vmid, name, text), snapshot=name)
-        self.status.set_snapshot(snapshot_id, sync_status="synced", last_error=None)
-
-    def _do_snapshot_delete(self, ctx: Context, snapshot_id: str | None, name: str) -> None:
-        self._write(ctx, "snapshot_delete", lambda: self.client.delete_snapshot(ctx.node, ctx.desired.vmid, name),
-                    snapshot=name)
-        if snapshot_id:
-            self.status.forget_snapshot(snapshot_id)
-
-    def _do_snapshot_forget(self, ctx: Context, snapshot_id: str) -> None:
-        self.status.forget_snapshot(snapshot_id)
-
-    def _do_snapshot_rollback(self, ctx: Context, snapshot_id: str, name: str) -> None:
-        self._write(ctx, "snapshot_rollback",
-                    lambda: self.client.rollback_snapshot(ctx.node, ctx.desired.vmid, name), snapshot=name)
-        self.status.set_snapshot(snapshot_id, rollbacks_done=VmSnapshot.rollback_requests)
-
-    def _do_snapshot_conflict(self, ctx: Context, snapshot_id: str, message: str) -> None:
-        self.status.set_snapshot(snapshot_id, sync_status="error", last_error=message)
-        raise Permanent(message)
-
-    def _rules_digest(self, ctx: Context) -> str | None:
-        return self.client.firewall_rules(ctx.node, ctx.desired.vmid)[1]
-
-    def _do_rule_add(self, ctx: Context, pos: int, rule: dict[str, Any], rule_id: str) -> None:
-        vmid = ctx.desired.vmid
-        self._write(ctx, "firewall_rule_add", lambda: self.client.add_rule(ctx.node, vmid, rule,
-                                                                            self._rules_digest(ctx)),
-                    rule_id=rule_id, pos=pos)
-        if pos:  # Proxmox inserts at the top
-            self.client.move_rule(ctx.node, vmid, 0, pos, self._rules_digest(ctx))
-
-    def _do_rule_move(self, ctx: Context, pos: int, moveto: int, rule_id: str) -> None:
-        self._write(ctx, "firewall_rule_move", lambda: self.client.move_rule(ctx.node, ctx.desired.vmid, pos, moveto,
-                                                                              self._rules_digest(ctx)),
-                    rule_id=rule_id, pos=pos, moveto=moveto)
-
-    def _do_rule_update(self, ctx: Context, pos: int, rule: dict[str, Any], rule_id: str) -> None:
-        self._write(ctx, "firewall_rule_update", lambda: self.client.update_rule(ctx.node, ctx.desired.vmid, pos,
-                                                                                  rule, self._rules_digest(ctx)),
-                    rule_id=rule_id, pos=pos)
-
-    def _do_rule_delete(self, ctx: Context, pos: int) -> None:
-        self._write(ctx, "firewall_rule_delete", lambda: self.client.delete_rule(ctx.node, ctx.desired.vmid, pos,
-                                                                                  self._rules_digest(ctx)), pos=pos)
-
-    def _do_firewall_enable(self, ctx: Context) -> None:
-        self._write(ctx, "firewall_enable", lambda: self.client.set_firewall_options(ctx.node, ctx.desired.vmid,
-                                                                                      True))
 
 
 # The power state a successful power task leaves; a start or reboot also applies pending config.
