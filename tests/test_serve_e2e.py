@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,30 @@ def wait_healthy(base: str, proc: subprocess.Popen[str], timeout: float = 30) ->
             pass
         time.sleep(0.1)
     raise AssertionError("pvem did not become healthy")
+
+
+@contextmanager
+def demo_server(home: Path, **extra_env: str) -> Iterator[str]:
+    """`pvem serve --demo` on a free loopback port in `home` (fast argon2, no PVEM_* from outside, plus
+    `extra_env`), logging to home/server.log; yields its base URL and stops it with SIGTERM afterwards."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PVEM_")}
+    env.update({"PVEM_AUTH__ARGON2_TIME_COST": "1", "PVEM_AUTH__ARGON2_MEMORY_KIB": "64", **extra_env})
+    port = free_port()
+    with (home / "server.log").open("w") as log:
+        proc = subprocess.Popen([PVEM, "serve", "--demo", "--host", "127.0.0.1", "--port", str(port)], cwd=home,
+                                env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_healthy(base, proc, timeout=60)
+            yield base
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
 
 
 def base_env(database_url: str, **extra: str) -> dict[str, str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import stat
 import subprocess
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_serve_e2e import PVEM, free_port, request, wait_healthy
+from tests.test_serve_e2e import PVEM, demo_server, free_port, request
 
 WEB = """\
 apiVersion: pvem/v1
@@ -53,26 +52,8 @@ spec:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("server")
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PVEM_")}
-    env.update({"XDG_CONFIG_HOME": str(home / "config"), "PVEM_AUTH__ARGON2_TIME_COST": "1",
-                "PVEM_AUTH__ARGON2_MEMORY_KIB": "64", "PVEM_CONTROLLER__AGENT_REFRESH_SECONDS": "1"})
-    port = free_port()
-    log = (home / "server.log").open("w")
-    proc = subprocess.Popen([PVEM, "serve", "--demo", "--host", "127.0.0.1", "--port", str(port)], cwd=home,
-                            env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(base, proc, timeout=60)
+    with demo_server(home, XDG_CONFIG_HOME=str(home / "config"), PVEM_CONTROLLER__AGENT_REFRESH_SECONDS="1") as base:
         yield base
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        log.close()
 
 
 @dataclass

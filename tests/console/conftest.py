@@ -9,8 +9,6 @@ Screenshots go to var/test-artifacts/console/ (gitignored); the path is printed.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_serve_e2e import PVEM, free_port, request, wait_healthy
+from tests.test_serve_e2e import demo_server, request
 
 CHROMIUM = Path(os.environ.get("PVEM_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -55,27 +53,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # started, and later tests that call asyncio.run() must not find it running.
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("console-server")
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PVEM_")}
-    env.update({"PVEM_AUTH__ARGON2_TIME_COST": "1", "PVEM_AUTH__ARGON2_MEMORY_KIB": "64",
-                "PVEM_AUTH__LOGIN_MAX_FAILURES": "1000", "PVEM_AUTH__LOGIN_MAX_FAILURES_PER_ADDRESS": "1000"})
-    port = free_port()
-    log = (home / "server.log").open("w")
-    proc = subprocess.Popen([PVEM, "serve", "--demo", "--host", "127.0.0.1", "--port", str(port)], cwd=home,
-                            env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(base, proc, timeout=60)
+    with demo_server(tmp_path_factory.mktemp("console-server"), PVEM_AUTH__LOGIN_MAX_FAILURES="1000",
+                     PVEM_AUTH__LOGIN_MAX_FAILURES_PER_ADDRESS="1000") as base:
         yield base
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        log.close()
 
 
 @pytest.fixture(scope="module")
