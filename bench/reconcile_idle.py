@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from bench.reconcile_common import ChildFake, Row, SqlCounter, print_rows, reconciler, wait_until, world
+from bench.reconcile_common import ChildFake, Row, SqlCounter, World, print_rows, reconciler, wait_until, world
 from controller.config import ControllerSettings
 from controller.proxmox.guest_config import guest_from_config
 from controller.proxmox.marks import MARK_TAG, description_with_mark
@@ -57,14 +57,19 @@ def _fleet(count: int, owner_id: str) -> tuple[list[dict[str, Any]], list[dict[s
     return guests, rows
 
 
+def seed_fleet(w: World, count: int) -> tuple[list[dict[str, Any]], ChildFake]:
+    """`count` in-sync VMs in the store (their rows) and the same guests in a fakepve child process."""
+    guests, rows = _fleet(count, w.actor.user_id or "")
+    with w.store.write() as session:
+        for start in range(0, len(rows), 1000):
+            session.execute(insert(VirtualMachine), rows[start:start + 1000])
+    return rows, ChildFake(guests=guests)
+
+
 def run(count: int = 10_000) -> list[Row]:
     ctl = ControllerSettings()
     with world() as w:
-        guests, rows = _fleet(count, w.actor.user_id or "")
-        with w.store.write() as session:
-            for start in range(0, len(rows), 1000):
-                session.execute(insert(VirtualMachine), rows[start:start + 1000])
-        fake = ChildFake(guests=guests)
+        _rows, fake = seed_fleet(w, count)
         try:
             rec = reconciler(w.store, fake)
             sql = SqlCounter(w.store)

@@ -11,13 +11,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from sqlalchemy import insert
-
-from bench.reconcile_common import ChildFake, Row, percentile, print_rows, reconciler, wait_until, world
-from bench.reconcile_idle import _fleet
+from bench.reconcile_common import Row, percentile, print_rows, reconciler, wait_until, world
+from bench.reconcile_idle import seed_fleet
 from controller import vms
 from controller.specs import VmUpdate
-from controller.store.models import VirtualMachine
 
 DEADLINE = 10.0  # per change
 TARGET_P50_MS, TARGET_P99_MS = 50.0, 150.0
@@ -26,11 +23,7 @@ TARGET_P50_MS, TARGET_P99_MS = 50.0, 150.0
 def run(count: int = 1000, changes: int = 100) -> list[Row]:
     latencies: list[float] = []
     with world() as w:
-        guests, rows = _fleet(count, w.actor.user_id or "")
-        with w.store.write() as session:
-            for start in range(0, len(rows), 1000):
-                session.execute(insert(VirtualMachine), rows[start:start + 1000])
-        fake = ChildFake(guests=guests)
+        rows, fake = seed_fleet(w, count)
         try:
             rec = reconciler(w.store, fake)
             try:
