@@ -115,9 +115,6 @@ class Authenticator:
         self.tokens = tokens
         self.store = store
 
-    def actor_for(self, credential: str, ip_address: str | None) -> Actor:
-        return self.authenticate(credential, ip_address)[0]
-
     def authenticate(self, credential: str, ip_address: str | None) -> tuple[Actor, dict[str, Any]]:
         """(the acting user, their public profile: id, username, email, role), from the one query."""
         if api_tokens.looks_like_api_token(credential):
