@@ -155,20 +155,6 @@ class SnapshotCreate(Page):
         self.back(req, resp, {"next": f"/vms/{vm_id}#snapshots"}, answer, "/vms", "Snapshot requested")
 
 
-class SnapshotDelete(Page):
-    def on_post(self, req: falcon.Request, resp: falcon.Response, vm_id: str, snapshot_id: str) -> None:
-        sess, _form = self.require_write(req)
-        answer = self.call(req, sess, "DELETE", f"/api/vms/{vm_id}/snapshots/{snapshot_id}")
-        self.back(req, resp, {"next": f"/vms/{vm_id}#snapshots"}, answer, "/vms", "Snapshot deletion requested")
-
-
-class SnapshotRollback(Page):
-    def on_post(self, req: falcon.Request, resp: falcon.Response, vm_id: str, snapshot_id: str) -> None:
-        sess, _form = self.require_write(req)
-        answer = self.call(req, sess, "POST", f"/api/vms/{vm_id}/snapshots/{snapshot_id}/rollback")
-        self.back(req, resp, {"next": f"/vms/{vm_id}#snapshots"}, answer, "/vms", "Rollback requested")
-
-
 def rule_body(form: dict[str, Any], partial: bool) -> dict[str, Any]:
     """A rule's JSON from the form: empty optional fields are null on edit, left out on create."""
     body: dict[str, Any] = {}
@@ -204,13 +190,6 @@ class RuleEdit(Page):
         self.back(req, resp, {"next": f"/vms/{vm_id}#firewall"}, answer, "/vms", "Firewall rule saved")
 
 
-class RuleDelete(Page):
-    def on_post(self, req: falcon.Request, resp: falcon.Response, vm_id: str, rule_id: str) -> None:
-        sess, _form = self.require_write(req)
-        answer = self.call(req, sess, "DELETE", f"/api/firewall/{rule_id}")
-        self.back(req, resp, {"next": f"/vms/{vm_id}#firewall"}, answer, "/vms", "Firewall rule deleted")
-
-
 class RuleMove(Page):
     def on_post(self, req: falcon.Request, resp: falcon.Response, vm_id: str, rule_id: str) -> None:
         sess, form = self.require_write(req)
@@ -220,3 +199,17 @@ class RuleMove(Page):
             position = 0
         answer = self.call(req, sess, "PUT", f"/api/firewall/{rule_id}", body={"position": position})
         self.back(req, resp, {"next": f"/vms/{vm_id}#firewall"}, answer, "/vms", "Firewall rule moved")
+
+
+class ButtonPost(Page):
+    """A button with no fields (delete a snapshot or rule, roll back): one API call, then back to the
+    VM's page at `anchor` with `notice`. `api_path` is formatted with the route's parameters."""
+
+    def __init__(self, *args: Any, method: str, api_path: str, anchor: str, notice: str) -> None:
+        super().__init__(*args)
+        self.method, self.api_path, self.anchor, self.notice = method, api_path, anchor, notice
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, vm_id: str, **params: str) -> None:
+        sess, _form = self.require_write(req)
+        answer = self.call(req, sess, self.method, self.api_path.format(vm_id=vm_id, **params))
+        self.back(req, resp, {"next": f"/vms/{vm_id}#{self.anchor}"}, answer, "/vms", self.notice)

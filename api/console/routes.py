@@ -27,11 +27,17 @@ def add_routes(app: falcon.App, settings: Settings) -> None:
         ("/vms/{vm_id}/action", pages_vms.VmAction(*args)),
         ("/vms/{vm_id}/delete", pages_vms.VmDelete(*args)),
         ("/vms/{vm_id}/snapshots", pages_vms.SnapshotCreate(*args)),
-        ("/vms/{vm_id}/snapshots/{snapshot_id}/delete", pages_vms.SnapshotDelete(*args)),
-        ("/vms/{vm_id}/snapshots/{snapshot_id}/rollback", pages_vms.SnapshotRollback(*args)),
+        ("/vms/{vm_id}/snapshots/{snapshot_id}/delete", pages_vms.ButtonPost(
+            *args, method="DELETE", api_path="/api/vms/{vm_id}/snapshots/{snapshot_id}", anchor="snapshots",
+            notice="Snapshot deletion requested")),
+        ("/vms/{vm_id}/snapshots/{snapshot_id}/rollback", pages_vms.ButtonPost(
+            *args, method="POST", api_path="/api/vms/{vm_id}/snapshots/{snapshot_id}/rollback", anchor="snapshots",
+            notice="Rollback requested")),
         ("/vms/{vm_id}/firewall", pages_vms.RuleCreate(*args)),
         ("/vms/{vm_id}/firewall/{rule_id}", pages_vms.RuleEdit(*args)),
-        ("/vms/{vm_id}/firewall/{rule_id}/delete", pages_vms.RuleDelete(*args)),
+        ("/vms/{vm_id}/firewall/{rule_id}/delete", pages_vms.ButtonPost(
+            *args, method="DELETE", api_path="/api/firewall/{rule_id}", anchor="firewall",
+            notice="Firewall rule deleted")),
         ("/vms/{vm_id}/firewall/{rule_id}/move", pages_vms.RuleMove(*args)),
         ("/audit", pages_misc.AuditPage(*args)),
         ("/manifests", pages_misc.ManifestsPage(*args)),
