@@ -2,7 +2,8 @@
 
 SQLite (the default) runs in WAL mode with a busy timeout. Its deferred transactions can fail with
 "database is locked" when two readers both try to upgrade to writers, so sessions that write begin
-with `BEGIN IMMEDIATE` (`Store.write()`), which waits on the busy timeout instead. Everything else is
+with `BEGIN IMMEDIATE` (`Store.write()`), which waits on the busy timeout instead; writers queue on a
+lock first and the WAL is checkpointed in the background (`sqlite_writes`). Everything else is
 portable SQL; on PostgreSQL row locks (`SELECT ... FOR UPDATE`) and the unique constraints do the
 arbitration. A unique or foreign-key violation that reaches the end of `write()` becomes a domain
 `Conflict` (HTTP 409), never a 500.
@@ -16,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.errors import Conflict
+from controller.store.sqlite_writes import SAFETY_AUTOCHECKPOINT_PAGES, Checkpointer, WriteLock
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -78,6 +79,7 @@ def make_engine(url: str, echo: bool = False) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={SAFETY_AUTOCHECKPOINT_PAGES}")  # Checkpointer runs them
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -115,10 +117,14 @@ class Store:
         self._writer = sessionmaker(
             self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False
         )
-        # SQLite has one writer at a time. Threads of this process queue on a lock instead of in SQLite's
-        # busy handler, which polls with sleeps of up to 100 ms (POST /api/vms p99 was 800 ms at 16
-        # clients). After the busy timeout a writer goes ahead and lets SQLite arbitrate as before.
-        self._write_lock = threading.RLock() if self.engine.dialect.name == "sqlite" else None
+        # SQLite has one writer at a time: writers queue on a lock (threads and processes), not in SQLite's
+        # busy handler, and the WAL is checkpointed off the commit path (see sqlite_writes).
+        self._write_lock: WriteLock | None = None
+        self._checkpointer: Checkpointer | None = None
+        if self.engine.dialect.name == "sqlite":
+            database = sqlite_file(self.engine)
+            self._write_lock = WriteLock(database)
+            self._checkpointer = Checkpointer(self.engine) if database else None
 
         from controller.events.hooks import install  # the change feed: every write emits (no import cycle)
 
@@ -157,13 +163,27 @@ class Store:
             if locked:
                 assert lock is not None
                 lock.release()
+            if self._checkpointer is not None:
+                self._checkpointer.wrote()
 
     def upgrade(self) -> None:
         """Bring the schema to the newest Alembic revision."""
         upgrade_database(self.engine)
 
     def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+        if self._write_lock is not None:
+            self._write_lock.close()
         self.engine.dispose()
+
+
+def sqlite_file(engine: Engine) -> str | None:
+    """The database file of a file-backed SQLite engine (None for memory databases and URIs)."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
 
 
 def alembic_config(engine: Engine) -> Config:
@@ -192,8 +212,8 @@ def migration_lock(engine: Engine) -> Iterator[None]:
                 conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
                 conn.commit()
         return
-    database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:" or database.startswith("file:"):
+    database = sqlite_file(engine)
+    if database is None:
         yield
         return
     with open(f"{database}.migrate-lock", "a+b") as handle:
