@@ -32,6 +32,7 @@ from api.resources.vms import VmAction, VmCollection, VmItem
 from api.resources.webhooks import WebhookCollection, WebhookDeliveries, WebhookItem
 from api.version import pvem_version
 from controller.config import Settings
+from controller.create_queue import CreateQueue
 from controller.events.feed import Feed
 from controller.store import Store
 from controller.users import Passwords
@@ -85,7 +86,9 @@ def create_app(
         ("/users", UserCollection(store)),
         ("/users/{user_id}", UserItem(store)),
         ("/users/{user_id}/quota", UserQuota(store)),
-        ("/vms", VmCollection(store, settings.proxmox, nudge, settings.controller.reboot_policy)),
+        ("/vms", VmCollection(store, CreateQueue(store, (settings.proxmox.vmid_min, settings.proxmox.vmid_max),
+                                                 settings.proxmox.default_node, settings.controller.reboot_policy),
+                              nudge)),
         ("/vms/import", VmImport(store, importer, nudge)),
         ("/cluster/vms", ClusterVms(importer)),
         ("/version", Version()),

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
 from controller import pages
 from controller.actor import Actor
-from controller.store.models import AuditLog
+from controller.store.models import AuditLog, new_id, utcnow
 
 MAX_LIMIT = 500
 
@@ -32,6 +32,24 @@ def record(
     entry = AuditLog(**entry_values(actor, action, resource_type, resource_id, details, owner_id, user_id))
     session.add(entry)
     return entry
+
+
+_INSERT = insert(AuditLog)
+
+
+def record_now(
+    session: Session,
+    actor: Actor,
+    action: str,
+    resource_type: str,
+    resource_id: str | None,
+    details: dict[str, Any] | None = None,
+    owner_id: str | None = None,
+) -> None:
+    """`record`, written at once as one Core INSERT (no ORM object, no flush): for hot write paths."""
+    values = entry_values(actor, action, resource_type, resource_id, details, owner_id)
+    values["id"], values["created_at"] = new_id(), utcnow()
+    session.connection().execute(_INSERT, values)
 
 
 def entry_values(

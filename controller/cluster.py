@@ -20,7 +20,7 @@ _NODES = select(ClusterNode.name).order_by(ClusterNode.name)
 
 
 def known_nodes(session: Session) -> list[str]:
-    return list(session.scalars(_NODES))
+    return list(session.connection().scalars(_NODES))  # Core: the node list is never pending in a session
 
 
 def check_node(session: Session, node: str, field: str = "node", known: list[str] | None = None) -> None:

@@ -83,12 +83,13 @@ def quota_of(user: User) -> dict[str, int | None]:
 
 
 _OWNER = select(User.role, *(getattr(User, key) for key in LIMITS)).where(User.id == bindparam("owner_id"))
+_OWNER_FOR_UPDATE = _OWNER.with_for_update()
 
 
 def lock_owner(session: Session, owner_id: str) -> Row[Any] | None:
     """The owner's role and quotas (a Core row: this runs on every create), locked on PostgreSQL so two
     concurrent creates cannot both pass the check (SQLite's BEGIN IMMEDIATE already serialises writers)."""
-    return session.execute(_OWNER.with_for_update(), {"owner_id": owner_id}).first()
+    return session.connection().execute(_OWNER_FOR_UPDATE, {"owner_id": owner_id}).first()  # Core: no autoflush
 
 
 def check(session: Session, owner_id: str, before: Usage, after: Usage,
@@ -108,8 +109,14 @@ def check(session: Session, owner_id: str, before: Usage, after: Usage,
 
 
 def check_growth(session: Session, owner_id: str, vms: int = 0, cpu_cores: int = 0, memory_mb: int = 0,
-                 disk_gb: int = 0) -> None:
-    owner = lock_owner(session, owner_id)
+                 disk_gb: int = 0, owners: dict[str, Any] | None = None) -> None:
+    """`owners`: owner rows already locked in this transaction (a batch of creates reads each once)."""
+    if owners is not None and owner_id in owners:
+        owner = owners[owner_id]
+    else:
+        owner = lock_owner(session, owner_id)
+        if owners is not None:
+            owners[owner_id] = owner
     if not limited(owner):
         return  # nothing to enforce: skip the usage sum (this runs on every create)
     before = usage_of(session, owner_id)

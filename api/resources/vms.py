@@ -12,7 +12,7 @@ from api.resources import Op
 from api.schemas import DeletedOut, Envelope, Paged, VmOut, envelope, paged, vm_dict
 from api.validation import PAGE_QUERY, PAGE_QUERY_SCHEMAS, label_selector_param, page_param, parse_body
 from controller import vms
-from controller.config import ProxmoxSettings
+from controller.create_queue import CreateQueue
 from controller.specs import VmActionRequest, VmCreate, VmUpdate
 from controller.store import Store
 
@@ -29,9 +29,8 @@ class VmCollection:
                    errors=(400, 401, 403, 409)),
     }
 
-    def __init__(self, store: Store, proxmox: ProxmoxSettings, nudge: Nudge, reboot_policy: str = "never") -> None:
-        self.store, self.proxmox, self.nudge = store, proxmox, nudge
-        self.reboot_policy = reboot_policy
+    def __init__(self, store: Store, creates: CreateQueue, nudge: Nudge) -> None:
+        self.store, self.creates, self.nudge = store, creates, nudge
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         name, selector, page = req.get_param("name"), label_selector_param(req), page_param(req)
@@ -42,10 +41,8 @@ class VmCollection:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         spec = parse_body(req, VmCreate)
-        with self.store.write() as session:
-            vm = vms.create_vm(session, req.context.actor, spec, self.proxmox.vmid_min, self.proxmox.vmid_max,
-                               self.proxmox.default_node, reboot_policy_default=self.reboot_policy)
-            resp.media = envelope(vm_dict(vm), "Virtual machine created successfully")
+        vm = self.creates.create(req.context.actor, spec)  # committed (with concurrent creates: group commit)
+        resp.media = envelope(vm_dict(vm), "Virtual machine created successfully")
         resp.status = falcon.HTTP_201
         self.nudge(vm.id)
 
