@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
         if name != "controller":
             serve.add_argument("--host", help="override server.host")
             serve.add_argument("--port", type=int, help="override server.port")
+            serve.add_argument("--workers", type=int, metavar="N",
+                               help="API processes on the one port (override server.workers)")
         else:
             serve.add_argument("--metrics-port", type=int, metavar="PORT",
                                help="serve /metrics and /api/health/ready on server.host:PORT "
@@ -202,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
 
         mode = {"serve": "all", "api": "api", "controller": "controller"}[args.command]
         return serve(args.config, demo=args.demo, host=getattr(args, "host", None), port=getattr(args, "port", None),
-                     mode=mode, metrics_port=getattr(args, "metrics_port", None))
+                     mode=mode, metrics_port=getattr(args, "metrics_port", None),
+                     workers=getattr(args, "workers", None))
     if args.command == "db":
         return _db(args)
     _parser().print_help()

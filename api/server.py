@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -24,6 +25,7 @@ import waitress.utilities
 
 from api.app import create_app, create_status_app
 from api.schemas import snapshot_dict, vm_dict
+from api.workers import Workers, listening_socket
 from controller.config import ConfigError, Settings, load_settings, require_production_secret
 from controller.events.feed import Feed
 from controller.lease import leader_check
@@ -129,16 +131,20 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def serve(config_path: str | None = None, demo: bool = False, host: str | None = None,
-          port: int | None = None, mode: str = "all", metrics_port: int | None = None) -> int:
+          port: int | None = None, mode: str = "all", metrics_port: int | None = None,
+          workers: int | None = None) -> int:
     """Run pvem. mode: `all` (API + controller), `api` (HTTP only), `controller` (reconciler only; with
     `controller.metrics_port` or `metrics_port`, also /metrics and health on that port)."""
     runtime: Runtime | None = None
     try:
         runtime = demo_settings(config_path) if demo else Runtime(load_settings(config_path), demo=False)
         settings = runtime.settings
-        if host is not None or port is not None:
+        if host is not None or port is not None or workers is not None:
+            if workers is not None and not 1 <= workers <= 64:
+                raise ConfigError(f"--workers must be between 1 and 64 (got {workers})")
             server_section = settings.server.model_copy(update={
-                key: value for key, value in (("host", host), ("port", port)) if value is not None})
+                key: value for key, value in (("host", host), ("port", port), ("workers", workers))
+                if value is not None})
             settings = settings.model_copy(update={"server": server_section})
         if mode == "controller":
             # the status port (if any) takes the API's place: server.port is not used by a controller
@@ -178,15 +184,17 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
         return 2
 
     server = None
+    api_workers: Workers | None = None
     feed = Feed(store, settings.events.poll_seconds)  # wakes this process's /api/events streams
     if mode != "controller":
-        importer = controller.importer if controller else ControllerService.build_importer(settings, store)
-        # The in-process controller's nudge (if any), plus NOTIFY to every controller on PostgreSQL.
-        nudge = notify.sender(store, controller.nudge if controller else None)
-        app = create_app(settings, store, nudge=nudge,
-                         readiness=controller.readiness_checks() if controller else {"leader": leader_check(store)},
-                         passwords=passwords, importer=importer, feed=feed)
-        server = create_server(app, settings)
+        app = build_api(settings, store, passwords, feed, controller)
+        if settings.server.workers > 1:  # worker 0 binds the socket; the others accept on it too
+            sock = listening_socket(settings.server.host, settings.server.port)
+            server = create_server(app, settings, sock=sock)
+            api_workers = Workers(settings, sock, controller.nudge if controller else None)
+            api_workers.start()
+        else:
+            server = create_server(app, settings)
     elif status_port is not None:
         assert controller is not None
         server = create_server(create_status_app(settings, store, controller.readiness_checks()), settings)
@@ -214,6 +222,8 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         feed.stop()  # open event streams end, freeing their threads
+        if api_workers is not None:
+            api_workers.stop()
         if server is not None:
             server.close()
             server.task_dispatcher.shutdown()
@@ -226,11 +236,25 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
     return 0
 
 
-def create_server(app: Any, settings: Settings) -> Any:
-    """The waitress server pvem runs (also what bench/ serves its reference endpoints with)."""
+def build_api(settings: Settings, store: Store, passwords: Passwords, feed: Feed,
+              controller: ControllerService | None, local_nudge: Callable[[str], None] | None = None) -> Any:
+    """The API app of `pvem serve` (and of each extra API worker): nudges reach the in-process controller
+    (or `local_nudge`), plus every controller by NOTIFY on PostgreSQL."""
+    importer = controller.importer if controller else ControllerService.build_importer(settings, store)
+    nudge = notify.sender(store, controller.nudge if controller else local_nudge)
+    return create_app(settings, store, nudge=nudge,
+                      readiness=controller.readiness_checks() if controller else {"leader": leader_check(store)},
+                      passwords=passwords, importer=importer, feed=feed)
+
+
+def create_server(app: Any, settings: Settings, sock: socket.socket | None = None) -> Any:
+    """The waitress server pvem runs (also what bench/ serves its reference endpoints with): on
+    server.host/port, or on `sock` (a listening socket shared by API workers)."""
     _json_waitress_errors()
+    where: dict[str, Any] = {"sockets": [sock]} if sock is not None else {
+        "host": settings.server.host, "port": settings.server.port}
     return waitress.create_server(
-        app, host=settings.server.host, port=settings.server.port, threads=settings.server.threads,
+        app, **where, threads=settings.server.threads,
         max_request_body_size=settings.server.max_body_bytes, ident="pvem",
         clear_untrusted_proxy_headers=False, connection_limit=settings.server.connection_limit,
         channel_timeout=settings.server.channel_timeout_seconds,

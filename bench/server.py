@@ -1,19 +1,26 @@
 """`python -m bench.server CONFIG`: pvem's API (as `pvem serve --mode api` builds it) plus the reference
-endpoints, on pvem's waitress set-up; prints `BENCH-READY <port>` once listening. SIGTERM stops it."""
+endpoints, on pvem's waitress set-up; prints `BENCH-READY <port>` once listening. SIGTERM stops it.
+With `server.workers` > 1 the other workers (`bench.worker`) serve the same app on the same socket."""
 
 from __future__ import annotations
 
 import signal
 import sys
 from types import FrameType
+from typing import Any
 
-from api.app import create_app
-from api.server import create_server
+from api.server import build_api, create_server
+from api.workers import Workers, listening_socket
 from bench import reference
-from controller.config import load_settings
+from controller.config import Settings, load_settings
+from controller.events.feed import Feed
 from controller.log import configure_logging
 from controller.store import Store
 from controller.users import Passwords
+
+
+def mount_reference(app: Any, store: Store, settings: Settings) -> None:
+    reference.mount(app, store, settings.jwt_key(), settings.auth.issuer)
 
 
 def main(config_path: str) -> int:
@@ -21,9 +28,17 @@ def main(config_path: str) -> int:
     configure_logging(settings.logging.format, settings.logging.level)
     store = Store(settings.database.url)
     passwords = Passwords(settings.auth.argon2_time_cost, settings.auth.argon2_memory_kib)
-    app = create_app(settings, store, passwords=passwords)
-    reference.mount(app, store, settings.jwt_key(), settings.auth.issuer)
-    server = create_server(app, settings)
+    feed = Feed(store, settings.events.poll_seconds)
+    app = build_api(settings, store, passwords, feed, controller=None)
+    mount_reference(app, store, settings)
+    workers = None
+    if settings.server.workers > 1:
+        sock = listening_socket(settings.server.host, settings.server.port)
+        server = create_server(app, settings, sock=sock)
+        workers = Workers(settings, sock, None, module="bench.worker")
+        workers.start()
+    else:
+        server = create_server(app, settings)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(0)
@@ -33,6 +48,9 @@ def main(config_path: str) -> int:
     try:
         server.run()
     finally:
+        if workers is not None:
+            workers.stop()
+        feed.stop()
         server.close()
         store.dispose()
     return 0

@@ -35,6 +35,9 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     threads: int = Field(16, ge=1, le=256)
+    # API processes answering on the one socket (Python runs one thread at a time per process: a second
+    # worker lets the API use a second core). Worker 0 is `pvem serve` itself (with the controller).
+    workers: int = Field(1, ge=1, le=64)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     # Addresses (or CIDRs) of reverse proxies whose X-Forwarded-For is believed.
     trusted_proxies: list[str] = Field(default_factory=list)
