@@ -30,10 +30,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.errors import Conflict
-from controller.store.sqlite_writes import SAFETY_AUTOCHECKPOINT_PAGES, Checkpointer, WriteLock
+from controller.store.sqlite_writes import (
+    SAFETY_AUTOCHECKPOINT_PAGES,
+    SQLITE_BUSY_TIMEOUT_MS,
+    Checkpointer,
+    WriteLock,
+)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-SQLITE_BUSY_TIMEOUT_MS = 10_000
 # pg_advisory_lock key held while Alembic runs ("pvmg" in ASCII; any constant unique to pvem).
 MIGRATION_LOCK_KEY = 0x70766D67
 # What a unique constraint's violation means to a client (the rest get a generic message).
@@ -124,7 +128,7 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             database = sqlite_file(self.engine)
             self._write_lock = WriteLock(database)
-            self._checkpointer = Checkpointer(self.engine) if database else None
+            self._checkpointer = Checkpointer(self.engine, self._write_lock) if database else None
 
         from controller.events.hooks import install  # the change feed: every write emits (no import cycle)
 

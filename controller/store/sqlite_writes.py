@@ -8,8 +8,13 @@ busy timeout a writer goes ahead anyway and lets SQLite arbitrate, as before.
 
 The checkpoint that copies the WAL back into the database file (and fsyncs both) would otherwise run
 inside whichever commit pushed the WAL past 1,000 pages, holding every other writer for that long.
-`Checkpointer` runs it in a background thread instead (a PASSIVE checkpoint: it never blocks readers
-or writers); SQLite's own automatic checkpoint stays on, with a high threshold, as a safety net.
+`Checkpointer` runs it in a background thread instead: a PASSIVE checkpoint, without the write lock,
+copies the bulk. A writer only starts the WAL over when, as it begins, everything is copied and no
+reader still reads WAL frames; with readers all the time (every request authenticates) that moment
+never came and the WAL grew to the safety limit (80 MB, slower lookups in its index). So once the WAL
+passes 4,000 frames (16 MB), a RESTART checkpoint under the write lock copies the few frames left and
+waits (at most 20 ms) for readers of old frames to finish: the next writer then starts from the top.
+SQLite's own automatic checkpoint stays on, with a high threshold, as a net.
 """
 
 from __future__ import annotations
@@ -28,11 +33,17 @@ from controller.log import get_logger
 
 log = get_logger("pvem.store")
 
+SQLITE_BUSY_TIMEOUT_MS = 10_000
 # Pages the WAL may hold before a commit checkpoints it itself (the background thread normally keeps it
 # far below; SQLite's default is 1,000).
 SAFETY_AUTOCHECKPOINT_PAGES = 20_000
 CHECKPOINT_INTERVAL_SECONDS = 0.5
-_LOCK_POLL_SECONDS = 0.0005
+RESTART_FRAMES = 4_000  # about 16 MB of WAL
+RESTART_BUSY_MS = 20
+# Waiting for another process's writer: poll the lock file every 0.1 ms for the first 20 ms (a batch of
+# creates holds it a few ms; polling every 0.5 ms left it idle between two API workers' batches), then
+# every millisecond until the busy timeout.
+_FAST_POLL_SECONDS, _FAST_POLL_FOR_SECONDS, _SLOW_POLL_SECONDS = 0.0001, 0.02, 0.001
 
 
 class WriteLock:
@@ -68,16 +79,18 @@ class WriteLock:
         fd = self._file()
         if fd is None:
             return True  # no lock file possible (read-only directory): threads are still serialised
+        fast_until = time.monotonic() + _FAST_POLL_FOR_SECONDS
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return True
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                now = time.monotonic()
+                if now >= deadline:
                     return False
                 # Only one thread per process polls (the others wait on the thread lock), so this costs
                 # little; a blocking flock could not give up at the busy timeout.
-                time.sleep(_LOCK_POLL_SECONDS)
+                time.sleep(_FAST_POLL_SECONDS if now < fast_until else _SLOW_POLL_SECONDS)
 
     def _file(self) -> int | None:
         if self._fd is not None and self._fd_pid == os.getpid():
@@ -102,8 +115,9 @@ class WriteLock:
 class Checkpointer:
     """A daemon thread that checkpoints the WAL (PASSIVE) every half second after writes committed."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, write_lock: WriteLock | None = None) -> None:
         self.engine = engine
+        self.write_lock = write_lock
         self._wrote = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -122,13 +136,30 @@ class Checkpointer:
         self._wrote.set()
 
     def checkpoint(self) -> tuple[int, int, int] | None:
-        """One PASSIVE checkpoint now: (busy, WAL frames, frames checkpointed), or None if it failed."""
+        """Copy the WAL into the database: (busy, WAL frames, frames checkpointed) of the last pass."""
+        result = self._checkpoint("PASSIVE")
+        lock = self.write_lock
+        if (result is not None and result[1] >= RESTART_FRAMES and lock is not None
+                and lock.acquire(timeout=1.0)):  # no writer adds frames meanwhile
+            try:
+                result = self._checkpoint("RESTART", busy_ms=RESTART_BUSY_MS)
+            finally:
+                lock.release()
+        return result
+
+    def _checkpoint(self, mode: str, busy_ms: int | None = None) -> tuple[int, int, int] | None:
         raw: Any = self.engine.raw_connection()
         try:
             cursor = raw.cursor()
             try:
-                cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                row = cursor.fetchone()
+                if busy_ms is not None:
+                    cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+                try:
+                    cursor.execute(f"PRAGMA wal_checkpoint({mode})")
+                    row = cursor.fetchone()
+                finally:
+                    if busy_ms is not None:
+                        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             finally:
                 cursor.close()
         finally:

@@ -7,13 +7,14 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from controller.store import Store
+from controller.store import Store, sqlite_writes
 from controller.store.models import AuditLog, User
 from controller.store.sqlite_writes import SAFETY_AUTOCHECKPOINT_PAGES
 
@@ -80,3 +81,37 @@ def test_the_wal_is_copied_into_the_database_in_the_background(sqlite_file: str)
             assert session.scalar(select(func.count()).select_from(AuditLog)) == 1200
     finally:
         store.dispose()
+
+
+def test_the_wal_starts_over_although_readers_never_stop(sqlite_file: str, monkeypatch) -> None:
+    monkeypatch.setattr(sqlite_writes, "RESTART_FRAMES", 200)  # start over past 200 frames (800 KB)
+    database = Path(sqlite_file.removeprefix("sqlite:///"))
+    store = Store(sqlite_file)
+    stop = threading.Event()
+
+    def read() -> None:  # as every API request does (authentication): a read all the time
+        while not stop.is_set():
+            with store.connect() as conn:
+                conn.execute(select(func.count()).select_from(User)).scalar()
+            time.sleep(0.0005)
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    wal = database.with_name(database.name + "-wal")
+    try:
+        details = {"blob": "x" * 3000}
+        deadline = time.monotonic() + 30
+        for _batch in range(60):  # ~2,400 pages in all, over about three seconds
+            with store.write() as session:
+                session.add_all([AuditLog(action="bench", resource_type="test", details=details)
+                                 for _ in range(40)])
+            time.sleep(0.05)
+            assert time.monotonic() < deadline
+        largest = wal.stat().st_size
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join(10)
+        store.dispose()
+    assert largest < 1200 * 4096  # never the 2,400 pages it would hold if it never started over
