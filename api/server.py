@@ -192,7 +192,10 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
             sock = listening_socket(settings.server.host, settings.server.port)
             server = create_server(app, settings, sock=sock)
             api_workers = Workers(settings, sock, controller.nudge if controller else None)
+            api_workers.balance.install(server, 0)
             api_workers.start()
+            if not api_workers.wait_ready():
+                log.warning("api_workers_not_ready", workers=settings.server.workers)
         else:
             server = create_server(app, settings)
     elif status_port is not None:

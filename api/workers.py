@@ -7,7 +7,12 @@ the same socket; the kernel spreads connections over them.
 
 A child gets its settings through a pipe (pickled: secrets never reach argv or the environment), sends
 its nudges back through another pipe (worker 0 hands them to its controller; on PostgreSQL NOTIFY also
-reaches every controller), stops when the parent is gone, and is restarted if it dies. What is kept per
+reaches every controller), stops when the parent is gone, and is restarted if it dies.
+
+Connections are balanced (`Balance`): keep-alive clients hold a connection for many requests, and a
+shared accept queue left them split 13/3 as often as 8/8 (the busier worker then set the latency). Each
+worker publishes its open connection count in a small shared map and accepts only while it is not
+ahead of the least loaded live worker, so the least loaded one takes the next connection. What is kept per
 process: the HTTP metrics on /metrics (a scrape sees the worker that answered), the cap on open event
 streams, and this process's feed wake-ups (other workers' changes reach a stream by the feed's poll).
 """
@@ -15,10 +20,12 @@ streams, and this process's feed wake-ups (other workers' changes reach a stream
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import pickle
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -48,11 +55,63 @@ def listening_socket(host: str, port: int, backlog: int = 1024) -> socket.socket
     return sock
 
 
+READY = b"\x00ready"  # a child's first line on its nudge pipe: it is accepting connections
+_SLOT = struct.Struct("<Id")  # open connections, time.monotonic() of the last update
+MAX_WORKERS = 64
+ALIVE_SECONDS = 3.0  # a worker silent for longer (dead, stopped) is left out of the comparison
+
+
+class Balance:
+    """Open connections per worker, in a shared anonymous file (inherited by the children)."""
+
+    def __init__(self, fd: int | None = None) -> None:
+        if fd is None:
+            fd = os.memfd_create("pvem-workers", 0) if hasattr(os, "memfd_create") else _temp_fd()
+            os.ftruncate(fd, _SLOT.size * MAX_WORKERS)
+        os.set_inheritable(fd, True)
+        self.fd = fd
+        self._map = mmap.mmap(fd, _SLOT.size * MAX_WORKERS)
+
+    def publish(self, index: int, connections: int, now: float) -> None:
+        _SLOT.pack_into(self._map, index * _SLOT.size, connections, now)
+
+    def may_accept(self, index: int, connections: int) -> bool:
+        """Whether worker `index` (with `connections` open) should take the next connection."""
+        now = time.monotonic()
+        self.publish(index, connections, now)
+        for other in range(MAX_WORKERS):
+            if other == index:
+                continue
+            count, seen = _SLOT.unpack_from(self._map, other * _SLOT.size)
+            if seen and now - seen < ALIVE_SECONDS and count < connections:
+                return False
+        return True
+
+    def install(self, server: Any, index: int) -> None:
+        """Make waitress `server` accept only while `may_accept` (its own checks still apply first)."""
+        readable = server.readable
+        overhead = len(server._map)  # the listening socket and the trigger: not connections
+
+        def balanced_readable() -> bool:
+            return bool(readable()) and self.may_accept(index, len(server._map) - overhead)
+
+        server.readable = balanced_readable
+
+
+def _temp_fd() -> int:
+    """An unlinked temporary file's descriptor (where memfd_create is missing)."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as handle:
+        return os.dup(handle.fileno())
+
+
 class _Child:
     def __init__(self, index: int) -> None:
         self.index = index
         self.process: subprocess.Popen[bytes] | None = None
         self.started = 0.0
+        self.ready = threading.Event()
 
 
 class Workers:
@@ -60,8 +119,10 @@ class Workers:
 
     def __init__(self, settings: Settings, sock: socket.socket, nudge: Callable[[str], None] | None,
                  module: str = "api.workers") -> None:
-        """`module`: what a child runs (`python -m module FD NUDGE_FD INDEX`); its main calls child_main."""
+        """`module`: what a child runs (`python -m module FD NUDGE_FD INDEX BALANCE_FD`); its main calls
+        child_main. Call `balance.install(server, 0)` on worker 0's own server."""
         self.settings, self.sock, self.nudge, self.module = settings, sock, nudge, module
+        self.balance = Balance()
         self.children = [_Child(index) for index in range(1, settings.server.workers)]
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -72,14 +133,21 @@ class Workers:
         self._watcher = threading.Thread(target=self._watch, name="api-workers", daemon=True)
         self._watcher.start()
 
+    def wait_ready(self, timeout: float = 60.0) -> bool:
+        """Wait until every worker accepts connections (until then worker 0 would take them all)."""
+        deadline = time.monotonic() + timeout
+        return all(child.ready.wait(max(0.0, deadline - time.monotonic())) for child in self.children)
+
     def pids(self) -> list[int]:
         return [child.process.pid for child in self.children if child.process is not None]
 
     def _spawn(self, child: _Child) -> None:
         read_end, write_end = os.pipe()
         os.set_blocking(write_end, False)  # a child never waits on its nudges: the poll is the safety net
-        argv = [sys.executable, "-m", self.module, str(self.sock.fileno()), str(write_end), str(child.index)]
-        process = subprocess.Popen(argv, stdin=subprocess.PIPE, pass_fds=(self.sock.fileno(), write_end))
+        argv = [sys.executable, "-m", self.module, str(self.sock.fileno()), str(write_end), str(child.index),
+                str(self.balance.fd)]
+        process = subprocess.Popen(argv, stdin=subprocess.PIPE,
+                                   pass_fds=(self.sock.fileno(), write_end, self.balance.fd))
         os.close(write_end)
         assert process.stdin is not None
         try:
@@ -88,18 +156,22 @@ class Workers:
         except OSError:
             pass  # it died at once: the watcher logs and restarts it
         child.process, child.started = process, time.monotonic()
-        threading.Thread(target=self._relay, args=(read_end,), name=f"api-worker-{child.index}-nudges",
+        child.ready.clear()
+        threading.Thread(target=self._relay, args=(read_end, child), name=f"api-worker-{child.index}-nudges",
                          daemon=True).start()
         log.info("api_worker_started", worker=child.index, pid=process.pid)
 
-    def _relay(self, fd: int) -> None:
+    def _relay(self, fd: int, child: _Child | None = None) -> None:
         """Nudges a child sent (one VM id per line), to this process's controller, until the child ends."""
         buffer = b""
         try:
             while chunk := os.read(fd, 65536):
                 *lines, buffer = (buffer + chunk).split(b"\n")
                 for line in lines:
-                    if line and self.nudge is not None:
+                    if line == READY:
+                        if child is not None:
+                            child.ready.set()
+                    elif line and self.nudge is not None:
                         self.nudge(line.decode(errors="replace"))
         except OSError:
             pass
@@ -168,7 +240,7 @@ def child_main(argv: list[str], extend: Callable[[Any, Any, Settings], None] | N
     from controller.store import Store
     from controller.users import Passwords
 
-    listen_fd, nudge_fd, index = (int(value) for value in argv[:3])
+    listen_fd, nudge_fd, index, balance_fd = (int(value) for value in argv[:4])
     settings: Settings = pickle.loads(sys.stdin.buffer.read())
     configure_logging(settings.logging.format, settings.logging.level)
     store = Store(settings.database.url, echo=settings.database.echo)
@@ -178,6 +250,7 @@ def child_main(argv: list[str], extend: Callable[[Any, Any, Settings], None] | N
     if extend is not None:
         extend(app, store, settings)
     server = create_server(app, settings, sock=socket.socket(fileno=listen_fd))
+    Balance(balance_fd).install(server, index)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         feed.halt()
@@ -187,6 +260,8 @@ def child_main(argv: list[str], extend: Callable[[Any, Any, Settings], None] | N
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: worker 0 stops us
     threading.Thread(target=_watch_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
     log.info("api_worker_listening", worker=index, pid=os.getpid())
+    with contextlib.suppress(OSError):
+        os.write(nudge_fd, READY + b"\n")
     try:
         server.run()
     except SystemExit:

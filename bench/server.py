@@ -36,7 +36,9 @@ def main(config_path: str) -> int:
         sock = listening_socket(settings.server.host, settings.server.port)
         server = create_server(app, settings, sock=sock)
         workers = Workers(settings, sock, None, module="bench.worker")
+        workers.balance.install(server, 0)
         workers.start()
+        workers.wait_ready()  # before BENCH-READY: else worker 0 would take every connection
     else:
         server = create_server(app, settings)
 

@@ -4,6 +4,7 @@ dies is started again, and SIGTERM stops them all."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import signal
 import subprocess
 import time
@@ -70,7 +71,7 @@ def three_workers(tmp_path: Path, fresh_database_url: str) -> Iterator[tuple[str
 
 def test_workers_answer_on_one_port_come_back_when_killed_and_stop_with_the_server(three_workers):
     base, proc = three_workers
-    assert _wait_for(lambda: len(_workers(proc)) == 2)
+    assert len(_workers(proc)) == 2  # the port answers only once every worker accepts on it
     status, body = request("POST", f"{base}/api/auth/login", {"email": "ops@example.com",
                                                               "password": "ops-password"})
     assert status == 200
@@ -81,6 +82,21 @@ def test_workers_answer_on_one_port_come_back_when_killed_and_stop_with_the_serv
         assert status == 201, body
     status, body = request("GET", f"{base}/api/vms", token=token)
     assert status == 200 and len({vm["vmid"] for vm in body["data"]}) == 30
+
+    # keep-alive clients hold their connection: the workers share them out evenly
+    clients = [http.client.HTTPConnection("127.0.0.1", int(base.rsplit(":", 1)[1]), timeout=10) for _ in range(12)]
+    for client in clients:
+        client.request("GET", "/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+        response = client.getresponse()
+        response.read()
+        assert response.status == 200
+    port = int(base.rsplit(":", 1)[1])
+    held = [sum(1 for conn in process.net_connections(kind="tcp")
+                if conn.status == psutil.CONN_ESTABLISHED and conn.laddr.port == port)
+            for process in [psutil.Process(proc.pid), *_workers(proc)]]
+    assert sum(held) == 12 and max(held) - min(held) <= 1, held
+    for client in clients:
+        client.close()
 
     victim = _workers(proc)[0]
     victim.kill()
@@ -128,3 +144,14 @@ def test_a_workers_nudges_reach_the_controller_of_worker_zero(settings) -> None:
         os.close(write_end)  # the worker ended: the relay stops
         relay.join(10)
     assert got == ["vm-1", "vm-2", "vm-3"] and not relay.is_alive()
+
+
+def test_the_least_loaded_live_worker_takes_the_next_connection() -> None:
+    from api.workers import ALIVE_SECONDS, Balance
+
+    balance = Balance()
+    balance.publish(1, 3, time.monotonic())
+    assert balance.may_accept(0, 3) and not balance.may_accept(0, 4)  # ahead of worker 1: let it take one
+    assert balance.may_accept(1, 3)
+    balance.publish(1, 0, time.monotonic() - ALIVE_SECONDS - 1)  # worker 1 went silent (dead or stopped)
+    assert balance.may_accept(0, 10)
