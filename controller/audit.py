@@ -34,22 +34,21 @@ def record(
     return entry
 
 
-_INSERT = insert(AuditLog)
+INSERT = insert(AuditLog)  # Core: hot write paths insert `new_entry` rows with it, no ORM object
 
 
-def record_now(
-    session: Session,
+def new_entry(
     actor: Actor,
     action: str,
     resource_type: str,
     resource_id: str | None,
     details: dict[str, Any] | None = None,
     owner_id: str | None = None,
-) -> None:
-    """`record`, written at once as one Core INSERT (no ORM object, no flush): for hot write paths."""
+) -> dict[str, Any]:
+    """A whole record's columns (id and time included), for `INSERT` (API creates write them in batches)."""
     values = entry_values(actor, action, resource_type, resource_id, details, owner_id)
     values["id"], values["created_at"] = new_id(), utcnow()
-    session.connection().execute(_INSERT, values)
+    return values
 
 
 def entry_values(

@@ -32,6 +32,7 @@ MAX_BATCH = 64
 class _Create:
     actor: Actor
     spec: VmCreate
+    prepared: vms.PreparedCreate | None = None
     wake: threading.Event = field(default_factory=threading.Event)
     done: bool = False
     vm: VirtualMachine | None = None
@@ -55,7 +56,7 @@ class CreateQueue:
 
     def create(self, actor: Actor, spec: VmCreate) -> VirtualMachine:
         """Create one VM (in some batch's transaction, committed when this returns); raises its refusal."""
-        item = _Create(actor, spec)
+        item = _Create(actor, spec, self._prepare(actor, spec))  # outside the lock: what needs no database
         with self._lock:
             self._pending.append(item)
             lead = not self._combining
@@ -71,7 +72,12 @@ class CreateQueue:
         """These creates as one batch, in order (what concurrent `create` calls share): each one's VM,
         or the error that refused it."""
         batch = [_Create(actor, spec) for actor, spec in requests]
-        self._run(batch)
+        for item in batch:
+            try:
+                item.prepared = self._prepare(item.actor, item.spec)
+            except DomainError as exc:
+                item.error = exc
+        self._run([item for item in batch if item.error is None])
         return [item.error if item.error is not None else item.result() for item in batch]
 
     def _combine(self) -> None:
@@ -91,28 +97,32 @@ class CreateQueue:
             if successor is not None:
                 successor.wake.set()
 
+    def _prepare(self, actor: Actor, spec: VmCreate) -> vms.PreparedCreate:
+        return vms.prepare_create(actor, spec, self.default_node, self.reboot_policy)
+
     def _run(self, batch: list[_Create]) -> None:
         try:
             with self.store.write() as session:
-                shared = vms.CreateBatch(session, self.vmid_range)
-                for item in batch:
-                    item.vm, item.error = None, None
-                    try:
-                        item.vm = self._create(session, item, shared)
-                    except DomainError as exc:
-                        item.error = exc
+                self._place(session, batch)
         except Exception as exc:
             if len(batch) == 1:
                 batch[0].vm, batch[0].error = None, exc
                 return
             for item in batch:  # the transaction failed as a whole: each create on its own
-                item.vm, item.error = None, None
                 try:
                     with self.store.write() as session:
-                        item.vm = self._create(session, item, None)
+                        self._place(session, [item])
                 except Exception as each:
                     item.vm, item.error = None, each
 
-    def _create(self, session: Session, item: _Create, shared: vms.CreateBatch | None) -> VirtualMachine:
-        return vms.create_vm(session, item.actor, item.spec, *self.vmid_range, self.default_node,
-                             reboot_policy_default=self.reboot_policy, batch=shared)
+    def _place(self, session: Session, batch: list[_Create]) -> None:
+        shared = vms.CreateBatch(session, self.vmid_range)
+        prepared = [item.prepared for item in batch if item.prepared is not None]
+        for item in batch:
+            item.vm, item.error = None, None
+            assert item.prepared is not None
+            try:
+                item.vm = vms.place_create(session, item.prepared, shared, prepared)
+            except DomainError as exc:
+                item.error = exc
+        vms.write_creates(session, shared)

@@ -109,8 +109,9 @@ def check(session: Session, owner_id: str, before: Usage, after: Usage,
 
 
 def check_growth(session: Session, owner_id: str, vms: int = 0, cpu_cores: int = 0, memory_mb: int = 0,
-                 disk_gb: int = 0, owners: dict[str, Any] | None = None) -> None:
-    """`owners`: owner rows already locked in this transaction (a batch of creates reads each once)."""
+                 disk_gb: int = 0, owners: dict[str, Any] | None = None, pending: Usage | None = None) -> None:
+    """`owners`: owner rows already locked in this transaction (a batch of creates reads each once);
+    `pending`: what this transaction adds that is not written yet (a batch's earlier creates)."""
     if owners is not None and owner_id in owners:
         owner = owners[owner_id]
     else:
@@ -120,6 +121,8 @@ def check_growth(session: Session, owner_id: str, vms: int = 0, cpu_cores: int =
     if not limited(owner):
         return  # nothing to enforce: skip the usage sum (this runs on every create)
     before = usage_of(session, owner_id)
+    if pending is not None:
+        before = before.add(pending.vms, pending.cpu_cores, pending.memory_mb, pending.disk_gb)
     check(session, owner_id, before, before.add(vms, cpu_cores, memory_mb, disk_gb), owner=owner)
 
 

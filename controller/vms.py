@@ -12,6 +12,7 @@ the restart and rollback counters are never lost; vmid allocation is serialised 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, inspect, select, text
@@ -162,6 +163,9 @@ def mark_for_deletion(vm: VirtualMachine) -> None:
 # Statements of every create, built once (their values are bound parameters).
 _NAME_TAKEN = select(VirtualMachine.id).where(VirtualMachine.owner_id == bindparam("owner_id"),
                                               VirtualMachine.name == bindparam("name"))
+_NAMES_TAKEN = select(VirtualMachine.owner_id, VirtualMachine.name).where(
+    VirtualMachine.owner_id.in_(bindparam("owners", expanding=True)),
+    VirtualMachine.name.in_(bindparam("names", expanding=True)))
 _HIGHEST_VMID = select(func.max(VirtualMachine.vmid)).where(VirtualMachine.vmid >= bindparam("low"),
                                                              VirtualMachine.vmid <= bindparam("high"))
 
@@ -203,44 +207,113 @@ def next_vmid(session: Session, vmid_min: int, vmid_max: int) -> int:
 
 
 class CreateBatch:
-    """What the creates of one transaction share (`create_queue` runs many in one): one vmid allocator, the
-    node list, and each owner's quota row (none of which change inside the transaction)."""
+    """What the creates of one transaction share (`create_queue` runs many in one): one vmid allocator,
+    the node list, each owner's quota row (none of which change inside the transaction), the names
+    already taken, and the rows, written together by `write_creates`."""
 
     def __init__(self, session: Session, vmid_range: tuple[int, int]) -> None:
         self.vmids = VmidAllocator(session, vmid_range)
         self.nodes: list[str] | None = None
         self.owners: dict[str, Any] = {}
+        self.pending: dict[str, quotas.Usage] = {}
+        self.taken: set[tuple[str, str]] | None = None
+        self.vm_rows: list[dict[str, Any]] = []
+        self.audit_rows: list[dict[str, Any]] = []
+
+    def name_taken(self, session: Session, owner_id: str, name: str, creates: list[PreparedCreate]) -> bool:
+        if self.taken is None:  # one query (on the owner+name index) for the names of the whole batch
+            owners = {create.owner_id for create in creates} | {owner_id}
+            names = {create.spec.name for create in creates} | {name}
+            self.taken = {(str(owner), str(taken)) for owner, taken in reader(session).execute(
+                _NAMES_TAKEN, {"owners": list(owners), "names": list(names)})}
+        return (owner_id, name) in self.taken
+
+
+@dataclass
+class PreparedCreate:
+    """A create built outside the write lock: the checks that need no database, the transient VM (its id,
+    columns and defaults; the vmid is given under the lock) and its INSERT values."""
+
+    actor: Actor
+    spec: VmCreate
+    owner_id: str
+    for_other: bool  # an admin creating for `spec.owner_id`: that user's existence is checked under the lock
+    vm: VirtualMachine
+    row: dict[str, Any]
+
+
+def prepare_create(actor: Actor, spec: VmCreate, default_node: str | None = None,
+                   reboot_policy_default: str = "never") -> PreparedCreate:
+    """What a create can check and build without the database (run it before taking the write lock)."""
+    owner_id, for_other = actor.user_id, False
+    if spec.owner_id is not None and spec.owner_id != actor.user_id:
+        if not actor.is_admin:
+            raise Forbidden("only admins may create virtual machines for other users")
+        owner_id, for_other = spec.owner_id, True
+    if owner_id is None:
+        raise Invalid("an owner is required", field="owner_id")
+    if spec.reboot_policy is None:
+        spec = spec.model_copy(update={"reboot_policy": reboot_policy_default})
+    vm = _new_vm(owner_id, spec, spec.node or default_node)
+    vm.id = new_id()
+    return PreparedCreate(actor, spec, owner_id, for_other, vm, _row_of(vm))
+
+
+def place_create(session: Session, create: PreparedCreate, batch: CreateBatch,
+                 creates: list[PreparedCreate] | None = None) -> VirtualMachine:
+    """The checks that read the database, then the create joins `batch` (written by `write_creates`).
+    Every refusal (a DomainError) comes before the create joins, so a batch can go on without it."""
+    spec, owner_id, vm = create.spec, create.owner_id, create.vm
+    if create.for_other and session.get(User, owner_id) is None:
+        raise Invalid("no such user", field="owner_id")
+    disk_gb = spec.disk_gb + quotas.extra_disk_gb(spec.disks)
+    quotas.check_growth(session, owner_id, vms=1, cpu_cores=spec.cpu_cores, memory_mb=spec.memory_mb,
+                        disk_gb=disk_gb, owners=batch.owners, pending=batch.pending.get(owner_id))
+    if spec.node is not None:
+        if batch.nodes is None:
+            batch.nodes = cluster.known_nodes(session)
+        cluster.check_node(session, spec.node, known=batch.nodes)
+    if not vm.node:
+        raise Invalid("is required (no proxmox.default_node is configured)", field="node")
+    if batch.name_taken(session, owner_id, spec.name, creates or [create]):
+        raise Conflict(f"a virtual machine named {spec.name!r} already exists")
+    template_disk_gb = guest.check_template(session, spec)
+    if template_disk_gb is not None:
+        set_committed_value(vm, "disk_gb", template_disk_gb)
+        create.row["disk_gb"] = template_disk_gb
+    vmid = batch.vmids.take()
+    set_committed_value(vm, "vmid", vmid)
+    create.row["vmid"] = vmid
+    assert batch.taken is not None
+    batch.taken.add((owner_id, spec.name))
+    batch.pending[owner_id] = batch.pending.get(owner_id, quotas.Usage()).add(
+        1, spec.cpu_cores, spec.memory_mb, disk_gb)
+    batch.vm_rows.append(create.row)
+    batch.audit_rows.append(audit.new_entry(
+        create.actor, "create_vm", RESOURCE, vm.id,
+        {"vm_name": vm.name, "vmid": vmid, "node": vm.node, "spec": spec_of(vm)}, owner_id=owner_id))
+    emit(session, kinds.VM_CREATED, vm.id, owner_id)
+    return vm
+
+
+def write_creates(session: Session, batch: CreateBatch) -> None:
+    """The batch's rows: one multi-row INSERT each for the VMs and their audit records."""
+    connection = session.connection()
+    if batch.vm_rows:
+        connection.execute(_INSERT_VM, batch.vm_rows)
+        connection.execute(audit.INSERT, batch.audit_rows)
+    batch.vm_rows, batch.audit_rows = [], []
 
 
 def create_vm(
     session: Session, actor: Actor, spec: VmCreate, vmid_min: int, vmid_max: int,
-    default_node: str | None = None, reboot_policy_default: str = "never", batch: CreateBatch | None = None,
+    default_node: str | None = None, reboot_policy_default: str = "never",
 ) -> VirtualMachine:
-    """Checks and writes one new VM (row, audit record, feed event). Every refusal (a DomainError) is
-    raised before anything is written, so a batch can go on with its other creates."""
-    owner_id = actor.user_id
-    if spec.owner_id is not None and spec.owner_id != actor.user_id:
-        if not actor.is_admin:
-            raise Forbidden("only admins may create virtual machines for other users")
-        if session.get(User, spec.owner_id) is None:
-            raise Invalid("no such user", field="owner_id")
-        owner_id = spec.owner_id
-    if owner_id is None:
-        raise Invalid("an owner is required", field="owner_id")
-    quotas.check_growth(session, owner_id, vms=1, cpu_cores=spec.cpu_cores, memory_mb=spec.memory_mb,
-                        disk_gb=spec.disk_gb + quotas.extra_disk_gb(spec.disks),
-                        owners=batch.owners if batch else None)
-    if spec.node is not None:
-        if batch is not None and batch.nodes is None:
-            batch.nodes = cluster.known_nodes(session)
-        cluster.check_node(session, spec.node, known=batch.nodes if batch else None)
-    if spec.reboot_policy is None:
-        spec = spec.model_copy(update={"reboot_policy": reboot_policy_default})
-    vm = insert_vm(session, owner_id, spec, (vmid_min, vmid_max), default_node,
-                   vmids=batch.vmids if batch else None, immediate=True)
-    audit.record_now(session, actor, "create_vm", RESOURCE, vm.id,
-                     {"vm_name": vm.name, "vmid": vm.vmid, "node": vm.node, "spec": spec_of(vm)},
-                     owner_id=vm.owner_id)
+    """Checks and writes one new VM (row, audit record, feed event) in `session`'s transaction."""
+    create = prepare_create(actor, spec, default_node, reboot_policy_default)
+    batch = CreateBatch(session, (vmid_min, vmid_max))
+    vm = place_create(session, create, batch)
+    write_creates(session, batch)
     return vm
 
 
@@ -288,20 +361,8 @@ def _row_of(vm: VirtualMachine) -> dict[str, Any]:
     return values
 
 
-def insert_vm(session: Session, owner_id: str, spec: VmCreate, vmid_range: tuple[int, int],
-              default_node: str | None, apply_set: str | None = None, vmids: VmidAllocator | None = None,
-              name_checked: bool = False, immediate: bool = False) -> VirtualMachine:
-    """The new VM's row with a reserved vmid (no audit: the caller records what it did). `vmids`: an
-    allocator shared by the creates of one transaction; `name_checked`: the caller has already checked
-    that the owner has no VM of this name, in this transaction (a manifest plan does); `immediate`: write
-    the row now (one Core INSERT; the answer is a transient object) rather than at the next flush."""
-    node = spec.node or default_node
-    if not node:
-        raise Invalid("is required (no proxmox.default_node is configured)", field="node")
-    if not name_checked:
-        _check_name_free(session, owner_id, spec.name)
-    template_disk_gb = guest.check_template(session, spec)
-
+def _new_vm(owner_id: str, spec: VmCreate, node: str | None, apply_set: str | None = None) -> VirtualMachine:
+    """The transient VM a create spec describes (no id, no vmid yet)."""
     now = utcnow()
     vm = VirtualMachine(
         owner_id=owner_id, name=spec.name, node=node, cpu_cores=spec.cpu_cores, memory_mb=spec.memory_mb,
@@ -314,22 +375,37 @@ def insert_vm(session: Session, owner_id: str, spec: VmCreate, vmid_range: tuple
     )
     for key, value in guest.create_columns(spec).items():
         setattr(vm, key, value)
+    return vm
+
+
+def insert_vm(session: Session, owner_id: str, spec: VmCreate, vmid_range: tuple[int, int],
+              default_node: str | None, apply_set: str | None = None, vmids: VmidAllocator | None = None,
+              name_checked: bool = False) -> VirtualMachine:
+    """The new VM's row with a reserved vmid (no audit: the caller records what it did). `vmids`: an
+    allocator shared by the creates of one transaction; `name_checked`: the caller has already checked
+    that the owner has no VM of this name, in this transaction (a manifest plan does). API creates go
+    through `prepare_create`/`place_create` instead."""
+    node = spec.node or default_node
+    if not node:
+        raise Invalid("is required (no proxmox.default_node is configured)", field="node")
+    if not name_checked:
+        _check_name_free(session, owner_id, spec.name)
+    template_disk_gb = guest.check_template(session, spec)
+    vm = _new_vm(owner_id, spec, node, apply_set)
     if template_disk_gb is not None:
         vm.disk_gb = template_disk_gb
     # SQLite serialises writers (BEGIN IMMEDIATE); on PostgreSQL the unique index arbitrates and we retry.
     # Allocation is serialised (lock_vmid_allocation; SQLite: BEGIN IMMEDIATE), so max+1 is free unless a
     # vmid was taken outside the lock; the unique index still arbitrates and we retry then.
     if vmids is not None or session.get_bind().dialect.name == "sqlite":
-        # Under the allocation lock, with no savepoint: an API create's row is one Core INSERT; a manifest
-        # apply's rows are flushed at commit in one multi-row INSERT. On SQLite every write transaction
+        # Under the allocation lock, with no savepoint: the row is flushed at commit (with the other rows of
+        # a batch, such as a manifest apply's, in one multi-row INSERT). On SQLite every write transaction
         # holds the lock, so max+1 is free; on PostgreSQL a vmid taken outside the lock meanwhile makes
         # the commit fail as a whole (409, nothing written) instead of being retried row by row.
         vm.id, vm.vmid = new_id(), (vmids or VmidAllocator(session, vmid_range)).take()
-        if immediate or vmids is None:  # one Core INSERT now (the answer is this object, defaults filled)
-            session.connection().execute(_INSERT_VM, _row_of(vm))
-            emit(session, kinds.VM_CREATED, vm.id, vm.owner_id)
-        else:
-            session.add(vm)
+        session.add(vm)
+        if vmids is None:
+            session.flush()  # a single create answers with the row as stored (column defaults applied)
         return vm
     vmids = VmidAllocator(session, vmid_range)
     for _attempt in range(VMID_ATTEMPTS):
