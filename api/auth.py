@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -34,11 +35,21 @@ ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["sub", "iat", "exp", "jti", "iss"]
 
 
+VERIFIED_CACHE_SIZE = 4096
+
+
 class Tokens:
+    """Issues and verifies login JWTs. A token whose signature and claims were verified once is
+    remembered (by its exact text) until it expires, so repeat requests skip the HMAC and base64 work
+    (~0.15 ms); expiry is still checked on every use, and revocation and the user are checked by the
+    caller on every request as before."""
+
     def __init__(self, key: bytes, issuer: str, ttl_minutes: int) -> None:
         self._key = key
         self.issuer = issuer
         self.ttl = timedelta(minutes=ttl_minutes)
+        self._verified: dict[str, dict[str, Any]] = {}
+        self._verified_lock = threading.Lock()
 
     def issue(self, user: User) -> str:
         # iat to the microsecond (RFC 7519 allows non-integer NumericDates): a password change revokes
@@ -52,8 +63,18 @@ class Tokens:
 
     def verify(self, token: str) -> dict[str, Any]:
         """The claims of a valid token; raises jwt.InvalidTokenError (any kind) otherwise."""
-        return jwt.decode(token, self._key, algorithms=[ALGORITHM], issuer=self.issuer,
-                          options={"require": REQUIRED_CLAIMS})
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = jwt.decode(token, self._key, algorithms=[ALGORITHM], issuer=self.issuer,
+                                options={"require": REQUIRED_CLAIMS})
+            with self._verified_lock:
+                if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                    self._verified.pop(next(iter(self._verified)), None)  # the oldest entry
+                self._verified[token] = claims
+        if float(claims["exp"]) <= time.time():  # as PyJWT decides it (no leeway)
+            self._verified.pop(token, None)
+            raise jwt.ExpiredSignatureError("Signature has expired")
+        return dict(claims)
 
 
 def _networks(entries: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

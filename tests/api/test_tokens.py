@@ -94,6 +94,15 @@ def test_expired_token_is_401(api, admin_id):
     assert_rejected(api, token)
 
 
+def test_a_token_that_worked_is_refused_once_it_expires(api, admin_id):
+    now = time.time()
+    token = jwt.encode(claims_for(admin_id, iat=now - 60, exp=now + 1.5), KEY, algorithm="HS256")
+    assert api.call("GET", PROTECTED, token).status_code == 200  # verified (and remembered) while valid
+    time.sleep(max(0.0, now + 1.6 - time.time()))
+    assert_rejected(api, token)
+    assert "expired" in api.call("GET", PROTECTED, token).json["error"]
+
+
 def test_forged_signature_is_401(api, admin_id):
     token = jwt.encode(claims_for(admin_id), b"some-other-secret-0123456789-abcdef", algorithm="HS256")
     assert_rejected(api, token)
