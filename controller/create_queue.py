@@ -4,16 +4,18 @@ Every create is a write transaction, and writes are serialised (SQLite has one w
 vmid allocation takes a lock). One transaction per create made the write lock the bottleneck:
 under 16 clients each create's critical section stretched while other threads held the interpreter.
 So creates queue here and run in batches, flat-combining style, without a thread of their own: the
-first request to arrive runs a batch of everything queued (its own create first in line), commits, and
-hands the next batch to the oldest request still waiting. Each request still gets its own answer: a
-create refused by a check (a DomainError, raised before that create writes anything) fails alone while
-the rest of its batch commits. If the transaction itself fails (a constraint, the database), every
-create of the batch is retried in a transaction of its own, so one bad create cannot sink the others.
+first request to arrive takes the write lock, then runs a batch of everything queued by then (its own
+create first in line), commits, and hands the next batch to the oldest request still waiting. Each
+request still gets its own answer: a create refused by a check (a DomainError, raised before that
+create writes anything) fails alone while the rest of its batch commits. If the transaction itself
+fails (a constraint, the database), every create of the batch is retried in a transaction of its own,
+so one bad create cannot sink the others.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
@@ -81,11 +83,18 @@ class CreateQueue:
         return [item.error if item.error is not None else item.result() for item in batch]
 
     def _combine(self) -> None:
-        """Run one batch: the oldest queued creates (the caller's is first), then pass the turn on."""
-        with self._lock:
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        """Run one batch, then pass the turn on. The batch is taken once the write lock is held: the
+        creates that arrived while this one waited for it (often the other workers' batch) join it."""
+        batch: list[_Create] = []
+
+        def take() -> list[_Create]:
+            nonlocal batch
+            with self._lock:  # the caller's create is first in line: nobody else takes from the queue
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            return batch
+
         try:
-            self._run(batch)
+            self._run(take)
         finally:
             with self._lock:
                 successor = self._pending[0] if self._pending else None
@@ -100,9 +109,13 @@ class CreateQueue:
     def _prepare(self, actor: Actor, spec: VmCreate) -> vms.PreparedCreate:
         return vms.prepare_create(actor, spec, self.default_node, self.reboot_policy)
 
-    def _run(self, batch: list[_Create]) -> None:
+    def _run(self, creates: list[_Create] | Callable[[], list[_Create]]) -> None:
+        """One transaction for the batch (`creates`, or what it answers once the write lock is held)."""
+        batch: list[_Create] = creates if isinstance(creates, list) else []
         try:
             with self.store.write() as session:
+                if not isinstance(creates, list):
+                    batch = creates()
                 self._place(session, batch)
         except Exception as exc:
             if len(batch) == 1:
