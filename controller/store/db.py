@@ -128,7 +128,7 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             database = sqlite_file(self.engine)
             self._write_lock = WriteLock(database)
-            self._checkpointer = Checkpointer(self.engine, self._write_lock) if database else None
+            self._checkpointer = Checkpointer(database, self._write_lock) if database else None
 
         from controller.events.hooks import install  # the change feed: every write emits (no import cycle)
 

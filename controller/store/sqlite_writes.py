@@ -22,12 +22,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sqlite3
 import threading
 import time
 import weakref
-from typing import Any
-
-from sqlalchemy import Engine
 
 from controller.log import get_logger
 
@@ -113,11 +111,14 @@ class WriteLock:
 
 
 class Checkpointer:
-    """A daemon thread that checkpoints the WAL (PASSIVE) every half second after writes committed."""
+    """A daemon thread that checkpoints the WAL every half second after writes committed, on a SQLite
+    connection of its own (none of the pool's: requests never wait for it)."""
 
-    def __init__(self, engine: Engine, write_lock: WriteLock | None = None) -> None:
-        self.engine = engine
+    def __init__(self, database: str, write_lock: WriteLock | None = None) -> None:
+        self.database = database
         self.write_lock = write_lock
+        self._connection: sqlite3.Connection | None = None
+        self._connection_lock = threading.Lock()
         self._wrote = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -147,24 +148,20 @@ class Checkpointer:
                 lock.release()
         return result
 
-    def _checkpoint(self, mode: str, busy_ms: int | None = None) -> tuple[int, int, int] | None:
-        raw: Any = self.engine.raw_connection()
-        try:
-            cursor = raw.cursor()
-            try:
-                if busy_ms is not None:
-                    cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
-                try:
-                    cursor.execute(f"PRAGMA wal_checkpoint({mode})")
-                    row = cursor.fetchone()
-                finally:
-                    if busy_ms is not None:
-                        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            finally:
-                cursor.close()
-        finally:
-            raw.close()
+    def _checkpoint(self, mode: str, busy_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> tuple[int, int, int] | None:
+        with self._connection_lock:
+            if self._connection is None:
+                self._connection = sqlite3.connect(self.database, isolation_level=None, check_same_thread=False)
+            connection = self._connection
+            connection.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+            row = connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         return (int(row[0]), int(row[1]), int(row[2])) if row else None
+
+    def _close(self) -> None:
+        with self._connection_lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
 
     def stop(self) -> None:
         self._stopping.set()
@@ -172,6 +169,7 @@ class Checkpointer:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(5)
+        self._close()
 
 
 def _run(ref: weakref.ref[Checkpointer], stopping: threading.Event, wrote: threading.Event) -> None:
