@@ -30,12 +30,20 @@ from controller.store.models import VirtualMachine
 MAX_BATCH = 64
 
 
+def _locked() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 @dataclass
 class _Create:
     actor: Actor
     spec: VmCreate
     prepared: vms.PreparedCreate | None = None
-    wake: threading.Event = field(default_factory=threading.Event)
+    # Held from the start; released once to wake the waiting request (a bare lock: an Event's condition
+    # machinery cost more than the wake-up itself, and each create is woken once).
+    wake: threading.Lock = field(default_factory=_locked)
     done: bool = False
     vm: VirtualMachine | None = None
     error: BaseException | None = None
@@ -64,7 +72,7 @@ class CreateQueue:
             lead = not self._combining
             self._combining = True
         if not lead:
-            item.wake.wait()  # set when our create is done, or when the combiner's turn passes to us
+            item.wake.acquire()  # released when our create is done, or when the combiner's turn passes to us
             if item.done:
                 return item.result()
         self._combine()
@@ -102,9 +110,9 @@ class CreateQueue:
                     self._combining = False
             for item in batch:
                 item.done = True
-                item.wake.set()
+                item.wake.release()
             if successor is not None:
-                successor.wake.set()
+                successor.wake.release()
 
     def _prepare(self, actor: Actor, spec: VmCreate) -> vms.PreparedCreate:
         return vms.prepare_create(actor, spec, self.default_node, self.reboot_policy)
