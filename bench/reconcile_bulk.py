@@ -19,7 +19,7 @@ from proxmoxer.tools import Tasks
 from sqlalchemy import func, select
 
 from bench.reconcile_common import HOST, ChildFake, Row, print_rows, reconciler, wait_until, world
-from controller import vms
+from controller import vm_create
 from controller.specs import VmCreate
 from controller.store.models import VirtualMachine
 
@@ -65,7 +65,7 @@ def pvem(count: int, latency_s: float, **overrides: Any) -> tuple[float, int]:
             ids = []
             for n in range(count):
                 with w.store.write() as session:
-                    ids.append(vms.create_vm(session, w.actor, VmCreate(
+                    ids.append(vm_create.create_vm(session, w.actor, VmCreate(
                         name=f"bulk-{n}", cpu_cores=1, memory_mb=512, disk_gb=4, node="pve1",
                         power_state="running"), 100, 999_999).id)
             rec = reconciler(w.store, fake, **overrides)

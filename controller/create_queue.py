@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from controller import vms
+from controller import vm_create
 from controller.actor import Actor
 from controller.errors import DomainError
 from controller.specs import VmCreate
@@ -40,7 +40,7 @@ def _locked() -> threading.Lock:
 class _Create:
     actor: Actor
     spec: VmCreate
-    prepared: vms.PreparedCreate | None = None
+    prepared: vm_create.PreparedCreate | None = None
     # Held from the start; released once to wake the waiting request (a bare lock: an Event's condition
     # machinery cost more than the wake-up itself, and each create is woken once).
     wake: threading.Lock = field(default_factory=_locked)
@@ -114,8 +114,8 @@ class CreateQueue:
             if successor is not None:
                 successor.wake.release()
 
-    def _prepare(self, actor: Actor, spec: VmCreate) -> vms.PreparedCreate:
-        return vms.prepare_create(actor, spec, self.default_node, self.reboot_policy)
+    def _prepare(self, actor: Actor, spec: VmCreate) -> vm_create.PreparedCreate:
+        return vm_create.prepare_create(actor, spec, self.default_node, self.reboot_policy)
 
     def _run(self, creates: list[_Create] | Callable[[], list[_Create]]) -> None:
         """One transaction for the batch (`creates`, or what it answers once the write lock is held)."""
@@ -137,13 +137,13 @@ class CreateQueue:
                     item.vm, item.error = None, each
 
     def _place(self, session: Session, batch: list[_Create]) -> None:
-        shared = vms.CreateBatch(session, self.vmid_range)
+        shared = vm_create.CreateBatch(session, self.vmid_range)
         prepared = [item.prepared for item in batch if item.prepared is not None]
         for item in batch:
             item.vm, item.error = None, None
             assert item.prepared is not None
             try:
-                item.vm = vms.place_create(session, item.prepared, shared, prepared)
+                item.vm = vm_create.place_create(session, item.prepared, shared, prepared)
             except DomainError as exc:
                 item.error = exc
-        vms.write_creates(session, shared)
+        vm_create.write_creates(session, shared)

@@ -23,7 +23,7 @@ import pytest
 from fakepve.certs import make_cert
 from pydantic import SecretStr
 
-from controller import users, vms
+from controller import users, vm_create
 from controller.actor import Actor
 from controller.config import ProxmoxSettings
 from controller.proxmox.client import ProxmoxClient
@@ -103,7 +103,7 @@ def desired_fleet(database_url: str) -> list[str]:
             spec = VmCreate(name=f"crash-{n}", cpu_cores=1, memory_mb=512, disk_gb=4, node="pve1",
                             power_state="running")
             with store.write() as session:
-                ids.append(vms.create_vm(session, actor, spec, 100, 999_999).id)
+                ids.append(vm_create.create_vm(session, actor, spec, 100, 999_999).id)
         return ids
     finally:
         store.dispose()

@@ -19,7 +19,7 @@ import pytest
 from fakepve.certs import make_cert
 from pydantic import SecretStr
 
-from controller import users, vms
+from controller import users, vm_create
 from controller.actor import Actor
 from controller.config import ProxmoxSettings
 from controller.proxmox.client import ProxmoxClient
@@ -76,7 +76,7 @@ def cloned_fleet(database_url: str) -> list[str]:
                             power_state="running", cloud_init={"user": "ops", "password": "pw-secret"},
                             disks=[{"size_gb": 5}])
             with store.write() as session:
-                ids.append(vms.create_vm(session, actor, spec, 100, 999_999).id)
+                ids.append(vm_create.create_vm(session, actor, spec, 100, 999_999).id)
         return ids
     finally:
         store.dispose()

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from controller import audit, firewall, quotas, snapshots, vms
+from controller import audit, firewall, quotas, snapshots, vm_create, vms
 from controller.actor import Actor
 from controller.errors import Invalid
 from controller.firewall_specs import RuleSpec
@@ -92,7 +92,7 @@ def apply_manifests(session: Session, actor: Actor, manifests: list[VmManifest],
     result = ApplyResult(objects, options, warnings=warnings)
     if options.dry_run:
         return result
-    vmids = vms.VmidAllocator(session, options.vmid_range)  # one vmid query for all the creates
+    vmids = vm_create.VmidAllocator(session, options.vmid_range)  # one vmid query for all the creates
     for item in objects:
         if item.action == "unchanged":
             continue
@@ -126,11 +126,11 @@ def check_quota(session: Session, owner_id: str, objects: list[PlannedObject]) -
     quotas.check(session, owner_id, before, after)
 
 def _write(session: Session, owner_id: str, item: PlannedObject, options: ApplyOptions,
-           vmids: vms.VmidAllocator) -> VirtualMachine:
+           vmids: vm_create.VmidAllocator) -> VirtualMachine:
     if item.action == "create":
         assert item.create_spec is not None
         # the plan found the name free under this transaction's lock (lock_owner_vms)
-        vm = vms.insert_vm(session, owner_id, item.create_spec, options.vmid_range, options.default_node,
+        vm = vm_create.insert_vm(session, owner_id, item.create_spec, options.vmid_range, options.default_node,
                            apply_set=options.apply_set, vmids=vmids, name_checked=True)
         item.vm = vm
         if item.rules_new or item.snapshots_new:

@@ -35,7 +35,7 @@ from controller.reconcile.model import Action, DesiredVm, ObservedVm, Policy
 from controller.reconcile.observe import ClusterView, created_vm, observe_vm, power_status, summary
 from controller.store import Store
 from controller.store.models import VirtualMachine
-from controller.vms import lock_vmid_allocation
+from controller.vm_create import lock_vmid_allocation
 
 log = get_logger("pvem.reconciler")
 

@@ -7,7 +7,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from controller import vms
+from controller import vm_create
 from controller.actor import Actor
 from controller.specs import VmCreate
 from controller.store import Store
@@ -36,7 +36,7 @@ def test_a_pvem_api_process_streams_changes_made_elsewhere_and_stops_on_sigterm(
         assert client.status == 200 and client.next().event == "ready"
         admin = Actor(user_id=body["user"]["id"], role="admin")
         with store.write() as session:  # this test process is "the other process"
-            vm = vms.create_vm(session, admin, VmCreate(name="from-elsewhere", cpu_cores=1, memory_mb=512,
+            vm = vm_create.create_vm(session, admin, VmCreate(name="from-elsewhere", cpu_cores=1, memory_mb=512,
                                                         disk_gb=8, node="pve1"), 100, 999_999)
             vm_id = vm.id
         event = client.until(lambda e: e.event == "vm" and e.data["id"] == vm_id)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from controller import firewall, snapshots, users, vms
+from controller import firewall, snapshots, users, vm_create, vms
 from controller.actor import Actor
 from controller.config import Settings
 from controller.firewall_specs import RuleCreate
@@ -32,7 +32,7 @@ class Harness:
         spec = VmCreate(**{"name": "web-1", "cpu_cores": 2, "memory_mb": 2048, "disk_gb": 20, "node": "pve1",
                            **fields})
         with self.store.write() as session:
-            return vms.create_vm(session, self.actor, spec, self.settings.proxmox.vmid_min,
+            return vm_create.create_vm(session, self.actor, spec, self.settings.proxmox.vmid_min,
                                  self.settings.proxmox.vmid_max).id
 
     def update_vm(self, vm_id: str, **fields: Any) -> None:
