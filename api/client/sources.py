@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from api.client.errors import UsageError
-from controller.manifests.loader import Limits, ManifestSyntaxError, RawDocument, load_json, load_yaml
+from controller.manifests.json_loader import load_json
+from controller.manifests.loader import Limits, ManifestSyntaxError, RawDocument, load_yaml
 
 SUFFIXES = (".yaml", ".yml", ".json")
 STDIN = "-"

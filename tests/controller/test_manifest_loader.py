@@ -8,7 +8,8 @@ import random
 import pytest
 import yaml
 
-from controller.manifests.loader import Limits, ManifestSyntaxError, RawDocument, load, load_json, load_yaml
+from controller.manifests.json_loader import load_json
+from controller.manifests.loader import Limits, ManifestSyntaxError, RawDocument, load, load_yaml
 
 VM = """\
 apiVersion: pvem/v1
