@@ -32,7 +32,8 @@ from controller.reconcile.guest_act import GuestActions, cloud_init_reboot_pendi
 from controller.reconcile.guest_diff import guest_before
 from controller.reconcile.impact import pending_needs_reboot
 from controller.reconcile.model import Action, DesiredVm, ObservedVm, Policy
-from controller.reconcile.observe import ClusterView, created_vm, observe_vm, power_status, summary
+from controller.reconcile.observe import ClusterView, created_vm, observe_vm, summary
+from controller.reconcile.power_act import PowerActions
 from controller.store import Store
 from controller.store.models import VirtualMachine
 from controller.vm_create import lock_vmid_allocation
@@ -77,7 +78,7 @@ class Context:
     mark_syncing: bool = False  # sync_status "syncing" goes with the first status write of this plan
 
 
-class VmReconciler(GuestActions, ChildActions):
+class VmReconciler(GuestActions, ChildActions, PowerActions):
     def __init__(self, client: ProxmoxClient, store: Store, view: ClusterView, policy: Policy,
                  storage: str, bridge: str, vmid_range: tuple[int, int], stopping: threading.Event,
                  task_timeout: float = 900, clone_timeout: float = 3600,
@@ -392,64 +393,6 @@ class VmReconciler(GuestActions, ChildActions):
         self._write(ctx, "resize", lambda: self.client.resize_disk(ctx.node, ctx.desired.vmid, disk_key, size_gb),
                     disk=disk_key, size_gb=size_gb)
         self.status.set_vm(ctx.desired.id, applied_disk_gb=size_gb)
-
-    def _do_start(self, ctx: Context, completes_restart: bool = False) -> None:
-        self._write(ctx, "start", lambda: self.client.start(ctx.node, ctx.desired.vmid))
-        if completes_restart:
-            self.status.set_vm(ctx.desired.id, restarts_done=ctx.restart_requests)
-
-    def _do_shutdown(self, ctx: Context, timeout: int) -> None:
-        self._write(ctx, "shutdown", lambda: self.client.shutdown(ctx.node, ctx.desired.vmid, timeout,
-                                                                   force_stop=True), timeout=timeout)
-
-    def _do_stop(self, ctx: Context) -> None:
-        self._write(ctx, "stop", lambda: self.client.stop(ctx.node, ctx.desired.vmid))
-
-    def _do_suspend(self, ctx: Context) -> None:
-        self._write(ctx, "suspend", lambda: self.client.suspend(ctx.node, ctx.desired.vmid))
-
-    def _do_resume(self, ctx: Context) -> None:
-        self._write(ctx, "resume", lambda: self.client.resume(ctx.node, ctx.desired.vmid))
-
-    def _do_reboot(self, ctx: Context, reason: str, automatic: bool = False) -> None:
-        if not automatic:  # a restart a user asked for is never held back by the reboot limit
-            self._write(ctx, "reboot", lambda: self.client.reboot(ctx.node, ctx.desired.vmid), reason=reason)
-            self.status.set_vm(ctx.desired.id, cloud_init_applied_at=None)  # the guest reads its new drive now
-            if ctx.desired.restart_pending:
-                self.status.set_vm(ctx.desired.id, restarts_done=ctx.restart_requests)
-            return
-        vm_id = ctx.desired.id
-        if not self.reboot_slots.acquire(blocking=False):
-            with self._reboot_lock:
-                self.reboot_waiting.add(vm_id)
-            limit = self.policy.max_concurrent_reboots
-            raise ProxmoxError(f"waiting for a reboot slot (controller.max_concurrent_reboots is {limit})",
-                               transient=True)
-        try:
-            with self._reboot_lock:
-                self.reboot_waiting.discard(vm_id)
-            self._write(ctx, "reboot", lambda: self.client.reboot(ctx.node, ctx.desired.vmid), reason=reason,
-                        automatic=True)
-            self.status.set_vm(ctx.desired.id, cloud_init_applied_at=None)
-            self._wait_running(ctx)
-        finally:
-            self.reboot_slots.release()
-            with self._reboot_lock:
-                waiting = sorted(self.reboot_waiting)
-            if waiting and self.on_reboot_slot_free is not None:
-                self.on_reboot_slot_free(waiting)
-
-    def _wait_running(self, ctx: Context) -> None:
-        """After an automatic reboot: hold the slot until the guest is back running (bounded)."""
-        self.status.flush(ctx.desired.id)  # the reboot's outcome is not held back during the wait
-        deadline = time.monotonic() + self.policy.shutdown_timeout + 60
-        while not self.stopping.is_set() and time.monotonic() < deadline:
-            if power_status(self.client.vm_status(ctx.node, ctx.desired.vmid)) == "running":
-                return
-            time.sleep(0.2)
-
-    def _do_skip_restart(self, ctx: Context) -> None:
-        self.status.set_vm(ctx.desired.id, restarts_done=ctx.restart_requests)
 
     def _do_destroy(self, ctx: Context) -> None:
         self._write(ctx, "destroy", lambda: self.client.destroy(ctx.node, ctx.desired.vmid))
