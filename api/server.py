@@ -188,16 +188,7 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
     feed = Feed(store, settings.events.poll_seconds)  # wakes this process's /api/events streams
     if mode != "controller":
         app = build_api(settings, store, passwords, feed, controller)
-        if settings.server.workers > 1:  # worker 0 binds the socket; the others accept on it too
-            sock = listening_socket(settings.server.host, settings.server.port)
-            server = create_server(app, settings, sock=sock)
-            api_workers = Workers(settings, sock, controller.nudge if controller else None)
-            api_workers.balance.install(server, 0)
-            api_workers.start()
-            if not api_workers.wait_ready():
-                log.warning("api_workers_not_ready", workers=settings.server.workers)
-        else:
-            server = create_server(app, settings)
+        server, api_workers = create_api_server(app, settings, controller.nudge if controller else None)
     elif status_port is not None:
         assert controller is not None
         server = create_server(create_status_app(settings, store, controller.readiness_checks()), settings)
@@ -263,6 +254,23 @@ def create_server(app: Any, settings: Settings, sock: socket.socket | None = Non
         channel_timeout=settings.server.channel_timeout_seconds,
         asyncore_use_poll=True,  # poll(), not select(): past 1024 descriptors select() fails
     )
+
+
+def create_api_server(app: Any, settings: Settings, nudge: Callable[[str], None] | None = None,
+                      module: str = "api.workers") -> tuple[Any, Workers | None]:
+    """The API's server and, with `server.workers` > 1, the other workers (started, and accepting on the
+    same socket before this returns: until then worker 0 would take every connection). `nudge` takes
+    the workers' nudges; `module` is what a worker runs (bench/ adds its reference routes)."""
+    if settings.server.workers <= 1:
+        return create_server(app, settings), None
+    sock = listening_socket(settings.server.host, settings.server.port)
+    server = create_server(app, settings, sock=sock)
+    workers = Workers(settings, sock, nudge, module=module)
+    workers.balance.install(server, 0)
+    workers.start()
+    if not workers.wait_ready():
+        log.warning("api_workers_not_ready", workers=settings.server.workers)
+    return server, workers
 
 
 def _announce(address: str, runtime: Runtime) -> None:

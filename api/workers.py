@@ -138,9 +138,6 @@ class Workers:
         deadline = time.monotonic() + timeout
         return all(child.ready.wait(max(0.0, deadline - time.monotonic())) for child in self.children)
 
-    def pids(self) -> list[int]:
-        return [child.process.pid for child in self.children if child.process is not None]
-
     def _spawn(self, child: _Child) -> None:
         read_end, write_end = os.pipe()
         os.set_blocking(write_end, False)  # a child never waits on its nudges: the poll is the safety net
@@ -274,9 +271,5 @@ def child_main(argv: list[str], extend: Callable[[Any, Any, Settings], None] | N
     return 0
 
 
-def _main() -> Any:
-    return child_main(sys.argv[1:])
-
-
 if __name__ == "__main__":
-    sys.exit(_main())
+    sys.exit(child_main(sys.argv[1:]))

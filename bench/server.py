@@ -9,8 +9,7 @@ import sys
 from types import FrameType
 from typing import Any
 
-from api.server import build_api, create_server
-from api.workers import Workers, listening_socket
+from api.server import build_api, create_api_server
 from bench import reference
 from controller.config import Settings, load_settings
 from controller.events.feed import Feed
@@ -31,16 +30,7 @@ def main(config_path: str) -> int:
     feed = Feed(store, settings.events.poll_seconds)
     app = build_api(settings, store, passwords, feed, controller=None)
     mount_reference(app, store, settings)
-    workers = None
-    if settings.server.workers > 1:
-        sock = listening_socket(settings.server.host, settings.server.port)
-        server = create_server(app, settings, sock=sock)
-        workers = Workers(settings, sock, None, module="bench.worker")
-        workers.balance.install(server, 0)
-        workers.start()
-        workers.wait_ready()  # before BENCH-READY: else worker 0 would take every connection
-    else:
-        server = create_server(app, settings)
+    server, workers = create_api_server(app, settings, module="bench.worker")
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(0)
