@@ -38,9 +38,7 @@ def _locked() -> threading.Lock:
 
 @dataclass
 class _Create:
-    actor: Actor
-    spec: VmCreate
-    prepared: vm_create.PreparedCreate | None = None
+    prepared: vm_create.PreparedCreate
     # Held from the start; released once to wake the waiting request (a bare lock: an Event's condition
     # machinery cost more than the wake-up itself, and each create is woken once).
     wake: threading.Lock = field(default_factory=_locked)
@@ -66,7 +64,7 @@ class CreateQueue:
 
     def create(self, actor: Actor, spec: VmCreate) -> VirtualMachine:
         """Create one VM (in some batch's transaction, committed when this returns); raises its refusal."""
-        item = _Create(actor, spec, self._prepare(actor, spec))  # outside the lock: what needs no database
+        item = _Create(self._prepare(actor, spec))  # outside the lock: what needs no database
         with self._lock:
             self._pending.append(item)
             lead = not self._combining
@@ -81,14 +79,15 @@ class CreateQueue:
     def run_batch(self, requests: list[tuple[Actor, VmCreate]]) -> list[VirtualMachine | BaseException]:
         """These creates as one batch, in order (what concurrent `create` calls share): each one's VM,
         or the error that refused it."""
-        batch = [_Create(actor, spec) for actor, spec in requests]
-        for item in batch:
+        results: list[_Create | BaseException] = []
+        for actor, spec in requests:
             try:
-                item.prepared = self._prepare(item.actor, item.spec)
+                results.append(_Create(self._prepare(actor, spec)))
             except DomainError as exc:
-                item.error = exc
-        self._run([item for item in batch if item.error is None])
-        return [item.error if item.error is not None else item.result() for item in batch]
+                results.append(exc)
+        batch = [item for item in results if isinstance(item, _Create)]
+        self._run(lambda: batch)
+        return [item.error or item.result() if isinstance(item, _Create) else item for item in results]
 
     def _combine(self) -> None:
         """Run one batch, then pass the turn on. The batch is taken once the write lock is held: the
@@ -117,13 +116,12 @@ class CreateQueue:
     def _prepare(self, actor: Actor, spec: VmCreate) -> vm_create.PreparedCreate:
         return vm_create.prepare_create(actor, spec, self.default_node, self.reboot_policy)
 
-    def _run(self, creates: list[_Create] | Callable[[], list[_Create]]) -> None:
-        """One transaction for the batch (`creates`, or what it answers once the write lock is held)."""
-        batch: list[_Create] = creates if isinstance(creates, list) else []
+    def _run(self, take: Callable[[], list[_Create]]) -> None:
+        """One transaction for the batch `take` answers (called once the write lock is held)."""
+        batch: list[_Create] = []
         try:
             with self.store.write() as session:
-                if not isinstance(creates, list):
-                    batch = creates()
+                batch = take()
                 self._place(session, batch)
         except Exception as exc:
             if len(batch) == 1:
@@ -137,13 +135,11 @@ class CreateQueue:
                     item.vm, item.error = None, each
 
     def _place(self, session: Session, batch: list[_Create]) -> None:
-        shared = vm_create.CreateBatch(session, self.vmid_range)
-        prepared = [item.prepared for item in batch if item.prepared is not None]
+        shared = vm_create.CreateBatch(session, self.vmid_range, [item.prepared for item in batch])
         for item in batch:
             item.vm, item.error = None, None
-            assert item.prepared is not None
             try:
-                item.vm = vm_create.place_create(session, item.prepared, shared, prepared)
+                item.vm = vm_create.place_create(session, item.prepared, shared)
             except DomainError as exc:
                 item.error = exc
         vm_create.write_creates(session, shared)

@@ -34,7 +34,6 @@ _HIGHEST_VMID = select(func.max(VirtualMachine.vmid)).where(VirtualMachine.vmid 
                                                              VirtualMachine.vmid <= bindparam("high"))
 
 
-
 def lock_vmid_allocation(session: Session) -> None:
     """Serialise vmid allocation until the transaction ends: a PostgreSQL advisory transaction lock.
     (SQLite needs none: its write transactions already run one at a time.)"""
@@ -61,9 +60,10 @@ def next_vmid(session: Session, vmid_min: int, vmid_max: int) -> int:
 class CreateBatch:
     """What the creates of one transaction share (`create_queue` runs many in one): one vmid allocator,
     the node list, each owner's quota row (none of which change inside the transaction), the names
-    already taken, and the rows, written together by `write_creates`."""
+    already taken (read once for all `creates`), and the rows, written together by `write_creates`."""
 
-    def __init__(self, session: Session, vmid_range: tuple[int, int]) -> None:
+    def __init__(self, session: Session, vmid_range: tuple[int, int], creates: list[PreparedCreate]) -> None:
+        self.creates = creates
         self.vmids = VmidAllocator(session, vmid_range)
         self.nodes: list[str] | None = None
         self.owners: dict[str, Any] = {}
@@ -72,10 +72,10 @@ class CreateBatch:
         self.vm_rows: list[dict[str, Any]] = []
         self.audit_rows: list[dict[str, Any]] = []
 
-    def name_taken(self, session: Session, owner_id: str, name: str, creates: list[PreparedCreate]) -> bool:
+    def name_taken(self, session: Session, owner_id: str, name: str) -> bool:
         if self.taken is None:  # one query (on the owner+name index) for the names of the whole batch
-            owners = {create.owner_id for create in creates} | {owner_id}
-            names = {create.spec.name for create in creates} | {name}
+            owners = {create.owner_id for create in self.creates} | {owner_id}
+            names = {create.spec.name for create in self.creates} | {name}
             self.taken = {(str(owner), str(taken)) for owner, taken in reader(session).execute(
                 _NAMES_TAKEN, {"owners": list(owners), "names": list(names)})}
         return (owner_id, name) in self.taken
@@ -111,8 +111,7 @@ def prepare_create(actor: Actor, spec: VmCreate, default_node: str | None = None
     return PreparedCreate(actor, spec, owner_id, for_other, vm, _row_of(vm))
 
 
-def place_create(session: Session, create: PreparedCreate, batch: CreateBatch,
-                 creates: list[PreparedCreate] | None = None) -> VirtualMachine:
+def place_create(session: Session, create: PreparedCreate, batch: CreateBatch) -> VirtualMachine:
     """The checks that read the database, then the create joins `batch` (written by `write_creates`).
     Every refusal (a DomainError) comes before the create joins, so a batch can go on without it."""
     spec, owner_id, vm = create.spec, create.owner_id, create.vm
@@ -127,7 +126,7 @@ def place_create(session: Session, create: PreparedCreate, batch: CreateBatch,
         cluster.check_node(session, spec.node, known=batch.nodes)
     if not vm.node:
         raise Invalid("is required (no proxmox.default_node is configured)", field="node")
-    if batch.name_taken(session, owner_id, spec.name, creates or [create]):
+    if batch.name_taken(session, owner_id, spec.name):
         raise Conflict(f"a virtual machine named {spec.name!r} already exists")
     template_disk_gb = guest.check_template(session, spec)
     if template_disk_gb is not None:
@@ -163,7 +162,7 @@ def create_vm(
 ) -> VirtualMachine:
     """Checks and writes one new VM (row, audit record, feed event) in `session`'s transaction."""
     create = prepare_create(actor, spec, default_node, reboot_policy_default)
-    batch = CreateBatch(session, (vmid_min, vmid_max))
+    batch = CreateBatch(session, (vmid_min, vmid_max), [create])
     vm = place_create(session, create, batch)
     write_creates(session, batch)
     return vm
