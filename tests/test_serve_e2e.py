@@ -89,12 +89,14 @@ def base_env(database_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def served(tmp_path: Path, fresh_database_url: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+@contextmanager
+def serve_process(home: Path, database_url: str, *args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`pvem serve --port P *args` on a fresh port with an admin ops@example.com / ops-password; yields its
+    base URL and process once healthy, and kills it afterwards if it is still running."""
     port = free_port()
-    env = base_env(fresh_database_url, PVEM_AUTH__JWT_SECRET=SECRET, PVEM_AUTH__ADMIN_EMAIL="ops@example.com",
+    env = base_env(database_url, PVEM_AUTH__JWT_SECRET=SECRET, PVEM_AUTH__ADMIN_EMAIL="ops@example.com",
                    PVEM_AUTH__ADMIN_PASSWORD="ops-password", PVEM_PROXMOX__DEFAULT_NODE="pve1")
-    proc = subprocess.Popen([PVEM, "serve", "--port", str(port)], cwd=tmp_path, env=env,
+    proc = subprocess.Popen([PVEM, "serve", "--port", str(port), *args], cwd=home, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -104,6 +106,12 @@ def served(tmp_path: Path, fresh_database_url: str) -> Iterator[tuple[str, subpr
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+@pytest.fixture
+def served(tmp_path: Path, fresh_database_url: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    with serve_process(tmp_path, fresh_database_url) as running:
+        yield running
 
 
 def test_serves_the_contract_over_http_and_stops_cleanly_on_sigterm(served):

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.test_serve_e2e import PVEM, SECRET, base_env, free_port, request, wait_healthy
+from tests.test_serve_e2e import PVEM, SECRET, base_env, free_port, request, serve_process
 
 
 def _workers(proc: subprocess.Popen[str]) -> list[psutil.Process]:
@@ -51,22 +51,13 @@ def _wait_for(condition, seconds: float = 20) -> bool:  # type: ignore[no-untype
 
 @pytest.fixture
 def three_workers(tmp_path: Path, fresh_database_url: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    port = free_port()
-    env = base_env(fresh_database_url, PVEM_AUTH__JWT_SECRET=SECRET, PVEM_AUTH__ADMIN_EMAIL="ops@example.com",
-                   PVEM_AUTH__ADMIN_PASSWORD="ops-password", PVEM_PROXMOX__DEFAULT_NODE="pve1")
-    proc = subprocess.Popen([PVEM, "serve", "--port", str(port), "--workers", "3"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(base, proc)
-        yield base, proc
-    finally:
-        for child in _workers(proc):
-            with contextlib.suppress(psutil.Error):
-                child.kill()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+    with serve_process(tmp_path, fresh_database_url, "--workers", "3") as (base, proc):
+        try:
+            yield base, proc
+        finally:  # before worker 0 is killed: orphans stop by themselves, but only a second later
+            for child in _workers(proc):
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
 
 
 def test_workers_answer_on_one_port_come_back_when_killed_and_stop_with_the_server(three_workers):
