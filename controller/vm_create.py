@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, inspect, select, text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -25,8 +24,10 @@ from controller.errors import Conflict, Forbidden, Invalid
 from controller.events import emit, kinds
 from controller.specs import VmCreate
 from controller.store.models import User, VirtualMachine, new_id, utcnow
-from controller.vms import RESOURCE, VMID_ATTEMPTS, VMID_LOCK_KEY, _check_name_free, reader, spec_of
+from controller.vms import RESOURCE, _check_name_free, reader, spec_of
 
+# pg_advisory_xact_lock key serialising vmid allocation (any constant unique to pvem: "pvem" in ASCII).
+VMID_LOCK_KEY = 0x7076656D
 _NAMES_TAKEN = select(VirtualMachine.owner_id, VirtualMachine.name).where(
     VirtualMachine.owner_id.in_(bindparam("owners", expanding=True)),
     VirtualMachine.name.in_(bindparam("names", expanding=True)))
@@ -187,10 +188,6 @@ class VmidAllocator:
         self._next = vmid + 1
         return vmid
 
-    def reset(self) -> None:
-        """After a collision (a vmid taken outside the lock): ask the database again."""
-        self._next = None
-
 
 _INSERT_VM = insert(VirtualMachine)
 _VM_ATTRIBUTES = tuple((attr.key, attr.columns[0]) for attr in inspect(VirtualMachine).column_attrs)
@@ -229,13 +226,16 @@ def _new_vm(owner_id: str, spec: VmCreate, node: str | None, apply_set: str | No
     return vm
 
 
-def insert_vm(session: Session, owner_id: str, spec: VmCreate, vmid_range: tuple[int, int],
-              default_node: str | None, apply_set: str | None = None, vmids: VmidAllocator | None = None,
-              name_checked: bool = False) -> VirtualMachine:
-    """The new VM's row with a reserved vmid (no audit: the caller records what it did). `vmids`: an
-    allocator shared by the creates of one transaction; `name_checked`: the caller has already checked
-    that the owner has no VM of this name, in this transaction (a manifest plan does). API creates go
-    through `prepare_create`/`place_create` instead."""
+def insert_vm(session: Session, owner_id: str, spec: VmCreate, vmids: VmidAllocator, default_node: str | None,
+              apply_set: str | None = None, name_checked: bool = False) -> VirtualMachine:
+    """A manifest apply's new VM (no audit: the caller records what it did), its vmid from the apply's
+    allocator; the row is flushed with the apply's other rows (one multi-row INSERT). `name_checked`: the
+    caller has already checked that the owner has no VM of this name, in this transaction (a manifest
+    plan does). API creates go through `prepare_create`/`place_create` instead.
+
+    Allocation is serialised (`lock_vmid_allocation`; SQLite: every write transaction), so the vmid is
+    free unless one was taken outside the lock meanwhile: then the commit fails as a whole (409,
+    nothing written)."""
     node = spec.node or default_node
     if not node:
         raise Invalid("is required (no proxmox.default_node is configured)", field="node")
@@ -245,28 +245,6 @@ def insert_vm(session: Session, owner_id: str, spec: VmCreate, vmid_range: tuple
     vm = _new_vm(owner_id, spec, node, apply_set)
     if template_disk_gb is not None:
         vm.disk_gb = template_disk_gb
-    # SQLite serialises writers (BEGIN IMMEDIATE); on PostgreSQL the unique index arbitrates and we retry.
-    # Allocation is serialised (lock_vmid_allocation; SQLite: BEGIN IMMEDIATE), so max+1 is free unless a
-    # vmid was taken outside the lock; the unique index still arbitrates and we retry then.
-    if vmids is not None or session.get_bind().dialect.name == "sqlite":
-        # Under the allocation lock, with no savepoint: the row is flushed at commit (with the other rows of
-        # a batch, such as a manifest apply's, in one multi-row INSERT). On SQLite every write transaction
-        # holds the lock, so max+1 is free; on PostgreSQL a vmid taken outside the lock meanwhile makes
-        # the commit fail as a whole (409, nothing written) instead of being retried row by row.
-        vm.id, vm.vmid = new_id(), (vmids or VmidAllocator(session, vmid_range)).take()
-        session.add(vm)
-        if vmids is None:
-            session.flush()  # a single create answers with the row as stored (column defaults applied)
-        return vm
-    vmids = VmidAllocator(session, vmid_range)
-    for _attempt in range(VMID_ATTEMPTS):
-        vm.vmid = vmids.take()
-        try:
-            with session.begin_nested():
-                session.add(vm)
-                session.flush()
-            return vm
-        except IntegrityError:
-            vmids.reset()
-            _check_name_free(session, owner_id, spec.name)
-    raise Conflict("could not reserve a vmid; try again")
+    vm.id, vm.vmid = new_id(), vmids.take()
+    session.add(vm)
+    return vm

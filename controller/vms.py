@@ -34,9 +34,6 @@ ACTIONS: dict[str, tuple[tuple[str, ...] | None, str | None]] = {
     "pause": (("running",), "paused"),
     "restart": (("running",), None),
 }
-VMID_ATTEMPTS = 8
-# pg_advisory_xact_lock key serialising vmid allocation (any constant unique to pvem: "pvem" in ASCII).
-VMID_LOCK_KEY = 0x7076656D
 
 
 def visible(query: Any, actor: Actor) -> Any:

@@ -130,8 +130,8 @@ def _write(session: Session, owner_id: str, item: PlannedObject, options: ApplyO
     if item.action == "create":
         assert item.create_spec is not None
         # the plan found the name free under this transaction's lock (lock_owner_vms)
-        vm = vm_create.insert_vm(session, owner_id, item.create_spec, options.vmid_range, options.default_node,
-                           apply_set=options.apply_set, vmids=vmids, name_checked=True)
+        vm = vm_create.insert_vm(session, owner_id, item.create_spec, vmids, options.default_node,
+                                 apply_set=options.apply_set, name_checked=True)
         item.vm = vm
         if item.rules_new or item.snapshots_new:
             session.flush()  # the VM's row before its rules' and snapshots' (their foreign keys)
