@@ -22,11 +22,19 @@ from typing import Any
 
 import waitress
 import waitress.utilities
+from pydantic import ValidationError
 
 from api.app import create_app, create_status_app
 from api.schemas import snapshot_dict, vm_dict
 from api.workers import Workers, listening_socket
-from controller.config import ConfigError, Settings, load_settings, require_production_secret
+from controller.config import (
+    ConfigError,
+    ServerSettings,
+    Settings,
+    describe_errors,
+    load_settings,
+    require_production_secret,
+)
 from controller.events.feed import Feed
 from controller.lease import leader_check
 from controller.log import configure_logging, get_logger
@@ -139,12 +147,13 @@ def serve(config_path: str | None = None, demo: bool = False, host: str | None =
     try:
         runtime = demo_settings(config_path) if demo else Runtime(load_settings(config_path), demo=False)
         settings = runtime.settings
-        if host is not None or port is not None or workers is not None:
-            if workers is not None and not 1 <= workers <= 64:
-                raise ConfigError(f"--workers must be between 1 and 64 (got {workers})")
-            server_section = settings.server.model_copy(update={
-                key: value for key, value in (("host", host), ("port", port), ("workers", workers))
-                if value is not None})
+        flags = {key: value for key, value in (("host", host), ("port", port), ("workers", workers))
+                 if value is not None}
+        if flags:  # validated as the config file's values are (--workers 0 is refused like server.workers: 0)
+            try:
+                server_section = ServerSettings.model_validate({**settings.server.model_dump(), **flags})
+            except ValidationError as exc:
+                raise ConfigError(f"invalid option: server.{describe_errors(exc)}") from None
             settings = settings.model_copy(update={"server": server_section})
         if mode == "controller":
             # the status port (if any) takes the API's place: server.port is not used by a controller
