@@ -122,7 +122,7 @@ def check_growth(session: Session, owner_id: str, vms: int = 0, cpu_cores: int =
         return  # nothing to enforce: skip the usage sum (this runs on every create)
     before = usage_of(session, owner_id)
     if pending is not None:
-        before = before.add(pending.vms, pending.cpu_cores, pending.memory_mb, pending.disk_gb)
+        before = before.add(**pending.as_dict())
     check(session, owner_id, before, before.add(vms, cpu_cores, memory_mb, disk_gb), owner=owner)
 
 
