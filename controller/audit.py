@@ -7,6 +7,7 @@ VMs), what changed (`details`) and from where (`ip_address`).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, or_, select
@@ -44,10 +45,12 @@ def new_entry(
     resource_id: str | None,
     details: dict[str, Any] | None = None,
     owner_id: str | None = None,
+    at: datetime | None = None,
 ) -> dict[str, Any]:
-    """A whole record's columns (id and time included), for `INSERT` (API creates write them in batches)."""
+    """A whole record's columns (id and time, `at` or now, included), for `INSERT`: API creates and the
+    reconciler's status writer insert them in batches."""
     values = entry_values(actor, action, resource_type, resource_id, details, owner_id)
-    values["id"], values["created_at"] = new_id(), utcnow()
+    values["id"], values["created_at"] = new_id(), at or utcnow()
     return values
 
 
@@ -60,8 +63,8 @@ def entry_values(
     owner_id: str | None = None,
     user_id: str | None = None,
 ) -> dict[str, Any]:
-    """The columns of one record (without `id` and `created_at`): record() makes it an object, the
-    reconciler's status writer inserts such rows in bulk."""
+    """The columns of one record (without `id` and `created_at`): record() makes it an object,
+    new_entry() a row to insert."""
     if actor.token_id is not None:  # name the API token that acted
         details = {**(details or {}), "token_id": actor.token_id, "token_name": actor.token_name}
     return {

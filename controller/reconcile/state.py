@@ -26,7 +26,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Update, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Update, and_, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from controller import audit, events
@@ -35,7 +35,7 @@ from controller.guest import desired_guest
 from controller.reconcile.batch import GroupCommit
 from controller.reconcile.model import DesiredRule, DesiredSnapshot, DesiredVm
 from controller.store import Store
-from controller.store.models import AuditLog, DeletedVm, FirewallRule, VirtualMachine, VmSnapshot, new_id, utcnow
+from controller.store.models import DeletedVm, FirewallRule, VirtualMachine, VmSnapshot, utcnow
 
 T = TypeVar("T")
 
@@ -271,16 +271,15 @@ class StatusWriter:
             _set_columns(session, vm_id, item.values)
             if set(item.values) - HIDDEN_STATUS:
                 events.emit(session, events.VM_CHANGED, vm_id, item.owner_id)
-        row = audit.entry_values(CONTROLLER, item.action, "virtual_machine", vm_id, item.details,
-                                 owner_id=item.owner_id)
-        session.info.setdefault(AUDIT_ROWS, []).append({**row, "id": new_id(), "created_at": item.at})
+        session.info.setdefault(AUDIT_ROWS, []).append(audit.new_entry(
+            CONTROLLER, item.action, "virtual_machine", vm_id, item.details, owner_id=item.owner_id, at=item.at))
 
     @staticmethod
     def _insert_audit(session: Session) -> None:
         """The audit rows _write_record queued on the session, as one Core INSERT (no ORM unit of work)."""
         rows = session.info.pop(AUDIT_ROWS, None)
         if rows:
-            session.connection().execute(insert(AuditLog), rows)
+            session.connection().execute(audit.INSERT, rows)
 
     def set_snapshot(self, snapshot_id: str, **values: Any) -> None:
         with self.write() as session:
